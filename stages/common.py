@@ -1,0 +1,146 @@
+"""Helpers every stage shares: params sections as validated configs, atomic writes, logging."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import yaml
+
+from stages.idx import DataError
+
+log = logging.getLogger("stages")
+
+
+class ConfigError(ValueError):
+    """A params.yaml section is missing a key, has an unknown one, or holds an impossible value."""
+
+
+def load_params(path: Path, *keys: str) -> typing.Any:
+    """Return the section `keys[0].keys[1]...` of a params file."""
+    with open(path, encoding="utf-8") as stream:
+        node = yaml.safe_load(stream) or {}
+    where = []
+    for key in keys:
+        where.append(key)
+        if not isinstance(node, Mapping) or key not in node:
+            raise ConfigError(f"{path}: no section '{'.'.join(where)}'")
+        node = node[key]
+    return node
+
+
+def _check_type(value: typing.Any, annotation: typing.Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_check_type(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin in (tuple, list):
+        args = typing.get_args(annotation)
+        return isinstance(value, (list, tuple)) and all(_check_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, Mapping)
+    return isinstance(value, annotation)
+
+
+def build_config(cls: type, section: Mapping, where: str):
+    """Turn a params section into the frozen dataclass `cls`, or fail naming the bad key.
+
+    Unknown keys, missing keys and wrong types are caught here; impossible values are
+    caught by the dataclass's own `__post_init__`, which raises ConfigError too.
+    """
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of settings, got {section!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(fields)}")
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in section
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
+    values = {}
+    for name, value in section.items():
+        if not _check_type(value, hints[name]):
+            raise ConfigError(f"{where}.{name}: {value!r} is not a valid {_type_name(hints[name])}")
+        values[name] = tuple(value) if typing.get_origin(hints[name]) is tuple else value
+    try:
+        return cls(**values)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}") from None
+
+
+def _type_name(annotation: typing.Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def require(condition: bool, key: str, value: typing.Any, allowed: str) -> None:
+    """Raise the ConfigError of a `__post_init__` check: `key: value is not allowed; allowed`."""
+    if not condition:
+        raise ConfigError(f"{key}: {value!r} is not allowed; {allowed}")
+
+
+def config_dict(config) -> dict:
+    """A config dataclass as plain JSON-ready data, to write next to a stage's results."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+@contextlib.contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `target`; move it onto `target` only if the block succeeds.
+
+    Works for files and directories. A failure or interruption leaves `target` as it was
+    and removes the temporary, so no later stage or DVC ever sees a half-written output.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.rmdir()  # the caller decides whether it becomes a file or a directory
+    try:
+        yield tmp
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_json(path: Path, data: typing.Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def run_stage(main: Callable[[list[str] | None], None]) -> None:
+    """Entry point wrapper: one readable line on stderr and exit code 1 for expected errors."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        main(None)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("interrupted: no output was written", file=sys.stderr)
+        sys.exit(130)

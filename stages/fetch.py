@@ -1,0 +1,185 @@
+"""Fetch stage: the four IDX files of one dataset into data/raw/<dataset>/, each verified.
+
+Serves both posts (MNIST for the Keras tips table, Fashion-MNIST for the DNN/CNN tables).
+Sources are tried in order: the user's mirrors, then the dataset's fixed locations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+from stages.idx import DataError, IdxInfo, verify_idx_gz
+
+log = logging.getLogger("stages.fetch")
+
+MIRROR_ENV = "DATASET_MIRROR"
+FILE_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    name: str
+    sha256: str
+
+    def __post_init__(self):
+        require(
+            len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256),
+            "sha256", self.sha256, "allowed: 64 lower-case hex digits",
+        )
+        require(
+            self.name == Path(self.name).name and self.name.endswith(".gz"),
+            "name", self.name, "allowed: a plain file name ending in .gz",
+        )
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    mirror_dir: str  # the dataset's sub-directory in a user's mirror
+    files: dict
+    sources: tuple[str, ...] = ()  # fixed locations, tried after the user's mirrors
+
+    def __post_init__(self):
+        require(set(self.files) == set(FILE_ROLES), "files", sorted(self.files), f"allowed: exactly {', '.join(FILE_ROLES)}")
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    mirrors: tuple[str, ...] = ()
+    timeout_s: float = 60.0
+
+    def __post_init__(self):
+        require(self.timeout_s > 0, "timeout_s", self.timeout_s, "allowed: a number of seconds > 0")
+
+
+def dataset_config(section: dict, where: str) -> tuple[DatasetConfig, dict[str, FileSpec]]:
+    config = build_config(DatasetConfig, section, where)
+    specs = {role: build_config(FileSpec, config.files[role], f"{where}.files.{role}") for role in FILE_ROLES}
+    return config, specs
+
+
+def _is_url(source: str) -> bool:
+    return urllib.parse.urlsplit(source).scheme in ("http", "https")
+
+
+def candidate_sources(config: DatasetConfig, mirrors: list[str]) -> list[str]:
+    """User mirrors first (each holds the dataset under `mirror_dir`), then the fixed ones."""
+    sources = []
+    for mirror in mirrors:
+        if urllib.parse.urlsplit(mirror).scheme == "file":
+            mirror = urllib.parse.unquote(urllib.parse.urlsplit(mirror).path)
+        sources.append(f"{mirror.rstrip('/')}/{config.mirror_dir}" if _is_url(mirror) else str(Path(mirror) / config.mirror_dir))
+    return sources + list(config.sources)
+
+
+def user_mirrors(config: FetchConfig) -> list[str]:
+    """Mirrors named in the environment (whitespace-separated), then those in params."""
+    return os.environ.get(MIRROR_ENV, "").split() + list(config.mirrors)
+
+
+def _download(url: str, dest: Path, timeout: float) -> None:
+    request = urllib.request.Request(url, headers={"User-Agent": "keras-tutorial-repro/1"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            # disable=None: a bar on a terminal, nothing in a log file (the caller logs one line).
+            with tqdm(total=size, unit="B", unit_scale=True, desc=Path(dest).name, disable=None, leave=False) as bar:
+                while chunk := response.read(1 << 16):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as exc:
+        raise DataError(f"HTTP {exc.code} {exc.reason}") from None
+    except urllib.error.URLError as exc:
+        raise DataError(f"unreachable ({exc.reason})") from None
+    except TimeoutError:
+        raise DataError(f"no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise DataError(f"download failed ({exc})") from None
+
+
+def _retrieve(source: str, name: str, dest: Path, timeout: float) -> None:
+    if _is_url(source):
+        _download(f"{source.rstrip('/')}/{name}", dest, timeout)
+        return
+    folder = Path(source)
+    if not folder.is_dir():
+        raise DataError("mirror directory does not exist")
+    if not (folder / name).is_file():
+        raise DataError("file not found in this mirror")
+    shutil.copyfile(folder / name, dest)
+
+
+def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str) -> tuple[IdxInfo, str]:
+    """Try each source in turn; keep the first copy whose structure and checksum are right."""
+    if not sources:
+        raise DataError(f"{label}/{spec.name}: no source to fetch it from (set {MIRROR_ENV} or fetch.mirrors)")
+    failures = []
+    scratch = dest.with_name(f".download-{dest.name}")
+    for source in sources:
+        try:
+            _retrieve(source, spec.name, scratch, timeout)
+            info = verify_idx_gz(scratch, spec.sha256, spec.name, recompress_to=dest)
+        except DataError as exc:
+            failures.append(f"  - {source}: {str(exc).removeprefix(spec.name + ': ')}")
+            log.warning(f"{label}/{spec.name}: {source} failed: {exc}")
+            dest.unlink(missing_ok=True)
+            continue
+        finally:
+            scratch.unlink(missing_ok=True)
+        log.info(f"{label}/{spec.name}: verified from {source} (shape {'x'.join(map(str, info.shape))})")
+        return info, source
+    raise DataError(
+        f"{label}/{spec.name}: no source gave a valid copy "
+        f"(expected SHA-256 of decompressed content {spec.sha256}):\n" + "\n".join(failures)
+    )
+
+
+def check_pairs(label: str, specs: dict[str, FileSpec], fetched: dict[str, tuple[IdxInfo, str]]) -> None:
+    """Images and labels of each split must have the same count, or the split is unusable."""
+    for split in ("train", "test"):
+        (images, image_src), (labels, label_src) = fetched[f"{split}_images"], fetched[f"{split}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DataError(
+                f"{label}: {specs[f'{split}_images'].name} (from {image_src}) holds {images.shape[0]} images "
+                f"but {specs[f'{split}_labels'].name} (from {label_src}) holds {labels.shape[0]} labels; "
+                "expected the same count"
+            )
+
+
+def fetch_dataset(label: str, section: dict, fetch_section: dict, out: Path) -> None:
+    config, specs = dataset_config(section, f"datasets.{label}")
+    fetch_config = build_config(FetchConfig, fetch_section, "fetch")
+    sources = candidate_sources(config, user_mirrors(fetch_config))
+    with atomic_path(out) as staging:
+        staging.mkdir()
+        fetched = {
+            role: fetch_file(spec, sources, staging / spec.name, fetch_config.timeout_s, label)
+            for role, spec in specs.items()
+        }
+        check_pairs(label, specs, fetched)
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True, help="key under `datasets` in the params file")
+    parser.add_argument("--out", required=True, type=Path, help="directory to create, e.g. data/raw/mnist")
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+    datasets = load_params(args.params, "datasets")
+    if args.dataset not in datasets:
+        raise ConfigError(f"datasets.{args.dataset}: unknown dataset; allowed: {', '.join(datasets)}")
+    fetch_dataset(args.dataset, datasets[args.dataset], load_params(args.params, "fetch"), args.out)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,114 @@
+"""Preprocess stage: verified IDX files -> one .npz of arrays per named variant in params.yaml.
+
+Carries the input transformations of both posts: scaling by 1/255 (or not, MNIST tips row 9),
+the first N training images (MNIST tips uses 10,000), one-hot or integer labels, the noisy test
+set of the MNIST dropout rows, and the channel axis of the Fashion-MNIST CNN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+from stages.fetch import FILE_ROLES, dataset_config
+from stages.idx import DataError, read_idx_gz
+
+log = logging.getLogger("stages.preprocess")
+
+NUM_CLASSES = 10
+LABEL_ENCODINGS = ("integer", "one_hot")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    dataset: str
+    scale: bool = True  # divide by 255, as both posts do; false keeps raw 0-255 values
+    train_limit: int | None = None  # keep the first N training images (None: all)
+    labels: str = "integer"
+    flatten: bool = False  # images as 784-vectors (MNIST tips) instead of 28x28
+    channel_axis: bool = False  # add a trailing axis of 1 for Conv2D
+    test_noise_std: float = 0.0  # > 0: test pixels drawn from normal(pixel, std), as np.random.normal(x_test)
+    noise_seed: int = 0
+
+    def __post_init__(self):
+        require(self.labels in LABEL_ENCODINGS, "labels", self.labels, f"allowed: {', '.join(LABEL_ENCODINGS)}")
+        require(self.train_limit is None or self.train_limit >= 1, "train_limit", self.train_limit, "allowed: null or an integer >= 1")
+        require(self.test_noise_std >= 0, "test_noise_std", self.test_noise_std, "allowed: a number >= 0 (0 disables the noise)")
+        require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis, "allowed: false when flatten is true")
+
+
+def transform_images(images: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    x = images.astype("float32")
+    if config.scale:
+        x /= 255.0
+    if config.flatten:
+        x = x.reshape(len(x), -1)
+    if config.channel_axis:
+        x = x[..., np.newaxis]
+    return x
+
+
+def encode_labels(labels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    if labels.size and int(labels.max()) >= NUM_CLASSES:
+        raise DataError(f"label {int(labels.max())} found; expected class numbers 0-{NUM_CLASSES - 1}")
+    if config.labels == "one_hot":
+        return np.eye(NUM_CLASSES, dtype="float32")[labels]
+    return labels.astype("int64")
+
+
+def add_test_noise(x: np.ndarray, config: PreprocessConfig) -> np.ndarray:
+    """The MNIST post's `np.random.normal(x_test)`: each pixel ~ normal(mean=pixel, std), seeded."""
+    if config.test_noise_std == 0:
+        return x
+    rng = np.random.default_rng(config.noise_seed)
+    return rng.normal(loc=x, scale=config.test_noise_std).astype("float32")
+
+
+def preprocess(raw: dict[str, np.ndarray], config: PreprocessConfig) -> dict[str, np.ndarray]:
+    """Pure core: uint8 IDX arrays keyed by file role -> the arrays a training stage loads."""
+    n_train = len(raw["train_images"])
+    if config.train_limit is not None and config.train_limit > n_train:
+        raise ConfigError(f"train_limit: {config.train_limit} is not allowed; the dataset has {n_train} training images")
+    keep = slice(0, config.train_limit)
+    return {
+        "x_train": transform_images(raw["train_images"][keep], config),
+        "y_train": encode_labels(raw["train_labels"][keep], config),
+        "x_test": add_test_noise(transform_images(raw["test_images"], config), config),
+        "y_test": encode_labels(raw["test_labels"], config),
+    }
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True, help="key under `preprocess` in the params file")
+    parser.add_argument("--raw", required=True, type=Path, help="directory the fetch stage wrote")
+    parser.add_argument("--out", required=True, type=Path, help=".npz file to write")
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+
+    variants = load_params(args.params, "preprocess")
+    if args.variant not in variants:
+        raise ConfigError(f"preprocess.{args.variant}: unknown variant; allowed: {', '.join(variants)}")
+    config = build_config(PreprocessConfig, variants[args.variant], f"preprocess.{args.variant}")
+    datasets = load_params(args.params, "datasets")
+    if config.dataset not in datasets:
+        raise ConfigError(f"preprocess.{args.variant}.dataset: {config.dataset!r} is not allowed; allowed: {', '.join(datasets)}")
+    _, specs = dataset_config(datasets[config.dataset], f"datasets.{config.dataset}")
+
+    # Re-verify: a file changed under data/raw since the fetch must never reach training.
+    raw = {role: read_idx_gz(args.raw / specs[role].name, specs[role].sha256) for role in FILE_ROLES}
+    arrays = preprocess(raw, config)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as stream:  # a file object: np.savez would append .npz to a path
+            np.savez(stream, **arrays)
+    shapes = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in arrays.items())
+    log.info(f"preprocess {args.variant}: wrote {args.out} ({shapes})")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,152 @@
+"""Shared fixtures: tiny IDX mirrors written by the tests, a local HTTP server, and the real
+pipeline run through DVC in a scratch copy of the project."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import gzip
+import hashlib
+import http.server
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The IDX encoding of a uint8 array: magic 0x0000 08 <ndim>, big-endian sizes, data."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.tobytes()
+
+
+def write_idx_gz(path: Path, array: np.ndarray, compresslevel: int = 9) -> str:
+    """Write `array` as a gzip-compressed IDX file; return the SHA-256 of the decompressed bytes."""
+    raw = idx_bytes(array)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(raw, compresslevel=compresslevel))
+    return hashlib.sha256(raw).hexdigest()
+
+
+def tiny_arrays(n_train: int = 30, n_test: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "train_images": rng.integers(0, 256, size=(n_train, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(n_train) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, size=(n_test, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(n_test)[::-1] % 10).astype(np.uint8),
+    }
+
+
+def write_mirror(root: Path, mirror_dir: str = "tiny", arrays: dict | None = None, compresslevel: int = 9) -> dict:
+    """Write a mirror holding one tiny dataset; return its `datasets.<name>` params section."""
+    arrays = arrays if arrays is not None else tiny_arrays()
+    files = {}
+    for role, name in FILE_NAMES.items():
+        sha = write_idx_gz(root / mirror_dir / name, arrays[role], compresslevel)
+        files[role] = {"name": name, "sha256": sha}
+    return {"mirror_dir": mirror_dir, "sources": [], "files": files}
+
+
+def write_params(path: Path, dataset: dict, mirrors: list[str], preprocess: dict | None = None) -> Path:
+    params = {
+        "datasets": {"tiny": dataset},
+        "fetch": {"mirrors": mirrors, "timeout_s": 5},
+        "preprocess": preprocess or {},
+    }
+    path.write_text(yaml.safe_dump(params), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def no_env_mirror(monkeypatch):
+    """Tests of the fetch logic must not pick up the developer's or CI's DATASET_MIRROR."""
+    monkeypatch.delenv("DATASET_MIRROR", raising=False)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path):
+    """Serve tmp_path/served on 127.0.0.1 at a free port; yield (directory, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def real_mirror() -> str:
+    """The mirror of the real datasets the tests read, from DATASET_MIRROR.
+
+    Without one the real-data tests are skipped on a developer machine, but fail under CI,
+    where a skipped check would pass silently.
+    """
+    mirror = os.environ.get("DATASET_MIRROR", "").strip()
+    if not mirror:
+        if os.environ.get("CI"):
+            pytest.fail("DATASET_MIRROR is not set: CI must name the dataset mirror")
+        pytest.skip("set DATASET_MIRROR to a mirror of MNIST and Fashion-MNIST to run the real-data tests")
+    return " ".join(str(Path(m).resolve()) if "://" not in m else m for m in mirror.split())
+
+
+def copy_project(dest: Path) -> Path:
+    """A scratch copy of the pipeline's own files (code, dvc.yaml, params), as a fresh DVC repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "stages", dest / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    run(["git", "init", "-q"], dest)
+    run([sys.executable, "-m", "dvc", "init", "-q"], dest)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's environment first on PATH (so dvc.yaml's `python`
+    is the one with the project's dependencies)."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    result = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def dvc(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(tmp_path_factory):
+    """fetch + preprocess of the real datasets through `dvc repro`, once per test session."""
+    mirror = real_mirror()
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    first = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
+    second = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    return {"path": project, "first": first, "second": second, "params": copy.deepcopy(params)}

@@ -1,0 +1,205 @@
+"""The fetch stage through its real entry point, on tiny mirrors the tests write: a local
+directory, and an HTTP server on 127.0.0.1. Every failure must name the file, the source and
+what was expected, and leave nothing behind."""
+
+import gzip
+import shutil
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from stages import fetch
+from stages.idx import DataError, read_idx_gz
+from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_idx_gz, write_mirror, write_params
+
+pytestmark = pytest.mark.usefixtures("no_env_mirror")
+
+
+def run_fetch(params, out):
+    fetch.main(["--dataset", "tiny", "--out", str(out), "--params", str(params)])
+
+
+def assert_nothing_written(out):
+    """Neither the output nor any temporary sibling of it may survive a failed fetch."""
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []
+
+
+def test_fetch_from_local_mirror(tmp_path):
+    dataset = write_mirror(tmp_path / "mirror")
+    params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "mirror")])
+    out = tmp_path / "raw" / "tiny"
+    run_fetch(params, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILE_NAMES.values())
+    arrays = tiny_arrays()
+    for role, spec in dataset["files"].items():
+        np.testing.assert_array_equal(read_idx_gz(out / spec["name"], spec["sha256"]), arrays[role])
+
+
+def test_fetched_bytes_do_not_depend_on_the_mirror(tmp_path):
+    """Mirrors compress differently; the fetched files are the same bytes anyway (stable dvc.lock)."""
+    outs = []
+    for level in (1, 9):
+        dataset = write_mirror(tmp_path / f"mirror{level}", compresslevel=level)
+        params = write_params(tmp_path / f"params{level}.yaml", dataset, [str(tmp_path / f"mirror{level}")])
+        run_fetch(params, tmp_path / f"raw{level}" / "tiny")
+        outs.append({n: (tmp_path / f"raw{level}" / "tiny" / n).read_bytes() for n in FILE_NAMES.values()})
+    assert outs[0] == outs[1]
+
+
+def test_fetch_over_http(tmp_path, http_mirror):
+    served, url = http_mirror
+    dataset = write_mirror(served)
+    params = write_params(tmp_path / "params.yaml", dataset, [url])
+    out = tmp_path / "raw" / "tiny"
+    run_fetch(params, out)
+    spec = dataset["files"]["train_labels"]
+    np.testing.assert_array_equal(read_idx_gz(out / spec["name"], spec["sha256"]), tiny_arrays()["train_labels"])
+
+
+def test_a_bad_source_falls_back_to_the_next(tmp_path, http_mirror):
+    served, url = http_mirror
+    dataset = write_mirror(served)
+    bad = tmp_path / "bad"
+    shutil.copytree(served, bad)
+    (bad / "tiny" / FILE_NAMES["test_images"]).write_bytes(b"not gzip")
+    params = write_params(tmp_path / "params.yaml", dataset, [str(bad), url])
+    run_fetch(params, tmp_path / "raw" / "tiny")
+    assert (tmp_path / "raw" / "tiny" / FILE_NAMES["test_images"]).is_file()
+
+
+def test_env_mirror_comes_first(tmp_path, monkeypatch):
+    dataset = write_mirror(tmp_path / "mirror")
+    params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "missing")])
+    monkeypatch.setenv("DATASET_MIRROR", str(tmp_path / "mirror"))
+    run_fetch(params, tmp_path / "raw" / "tiny")
+    assert len(list((tmp_path / "raw" / "tiny").iterdir())) == 4
+
+
+def _corrupt(mirror, dataset, case):
+    """Damage one file of a tiny mirror the way `case` says; return (file name, expected text)."""
+    folder = mirror / dataset["mirror_dir"]
+    name = FILE_NAMES["train_labels"]
+    path = folder / name
+    good = gzip.decompress(path.read_bytes())
+    if case == "checksum mismatch":
+        path.write_bytes(gzip.compress(good[:-1] + bytes([good[-1] ^ 1])))
+        return name, f"expected {dataset['files']['train_labels']['sha256']}"
+    if case == "truncated gzip":
+        path.write_bytes(path.read_bytes()[:-10])
+        return name, "truncated gzip stream"
+    if case == "not gzip":
+        path.write_bytes(good)
+        return name, "not a gzip file"
+    if case == "wrong magic":
+        path.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + good[4:]))
+        return name, "wrong IDX magic number 0x00000803, expected 0x00000801"
+    if case == "missing file":
+        path.unlink()
+        return name, "file not found in this mirror"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("case", ["checksum mismatch", "truncated gzip", "not gzip", "wrong magic", "missing file"])
+def test_bad_file_fails_clearly_and_writes_nothing(tmp_path, case):
+    mirror = tmp_path / "mirror"
+    dataset = write_mirror(mirror)
+    name, expected = _corrupt(mirror, dataset, case)
+    params = write_params(tmp_path / "params.yaml", dataset, [str(mirror)])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(DataError) as err:
+        run_fetch(params, out)
+    message = str(err.value)
+    assert name in message and str(mirror / "tiny") in message and expected in message
+    assert dataset["files"]["train_labels"]["sha256"] in message  # what was expected
+    assert_nothing_written(out)
+
+
+def test_images_and_labels_of_different_lengths(tmp_path):
+    arrays = tiny_arrays()
+    arrays["train_labels"] = arrays["train_labels"][:-1]
+    mirror = tmp_path / "mirror"
+    dataset = write_mirror(mirror, arrays=arrays)  # checksums of the mismatched files themselves
+    params = write_params(tmp_path / "params.yaml", dataset, [str(mirror)])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(DataError) as err:
+        run_fetch(params, out)
+    message = str(err.value)
+    assert "train-images-idx3-ubyte.gz" in message and "train-labels-idx1-ubyte.gz" in message
+    assert "30 images" in message and "29 labels" in message and str(mirror / "tiny") in message
+    assert_nothing_written(out)
+
+
+def test_mirror_that_does_not_exist(tmp_path):
+    dataset = write_mirror(tmp_path / "elsewhere")
+    params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "no-such-mirror")])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(DataError) as err:
+        run_fetch(params, out)
+    assert "mirror directory does not exist" in str(err.value)
+    assert str(tmp_path / "no-such-mirror" / "tiny") in str(err.value)
+    assert_nothing_written(out)
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_url(tmp_path):
+    dataset = write_mirror(tmp_path / "elsewhere")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    params = write_params(tmp_path / "params.yaml", dataset, [url])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(DataError) as err:
+        run_fetch(params, out)
+    message = str(err.value)
+    assert f"{url}/tiny" in message and "unreachable" in message and "train-images-idx3-ubyte.gz" in message
+    assert_nothing_written(out)
+
+
+def test_http_404_is_reported(tmp_path, http_mirror):
+    served, url = http_mirror
+    dataset = write_mirror(tmp_path / "elsewhere")  # the server holds nothing
+    params = write_params(tmp_path / "params.yaml", dataset, [url])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(DataError, match="HTTP 404"):
+        run_fetch(params, out)
+    assert_nothing_written(out)
+
+
+def test_failed_refetch_keeps_the_previous_output(tmp_path):
+    mirror = tmp_path / "mirror"
+    dataset = write_mirror(mirror)
+    params = write_params(tmp_path / "params.yaml", dataset, [str(mirror)])
+    out = tmp_path / "raw" / "tiny"
+    run_fetch(params, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _corrupt(mirror, dataset, "not gzip")
+    with pytest.raises(DataError):
+        run_fetch(params, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in out.parent.iterdir()] == ["tiny"]
+
+
+def test_command_line_exits_1_with_one_clear_line(tmp_path):
+    dataset = write_mirror(tmp_path / "elsewhere")
+    params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "nowhere")])
+    out = tmp_path / "raw" / "tiny"
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.fetch", "--dataset", "tiny", "--out", str(out), "--params", str(params)],
+        cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: tiny/train-images-idx3-ubyte.gz: no source gave a valid copy")
+    assert "Traceback" not in result.stderr
+    assert not out.exists()

@@ -1,0 +1,86 @@
+"""End to end: fetch and preprocess of the real MNIST and Fashion-MNIST through `dvc repro`
+in a scratch copy of the project, checked against known facts about the datasets."""
+
+import numpy as np
+import pytest
+
+from stages.idx import read_idx_gz
+from stages.preprocess import PreprocessConfig, add_test_noise
+from stages.common import build_config
+from tests.conftest import dvc
+
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def raw_array(pipeline, dataset, role):
+    spec = pipeline["params"]["datasets"][dataset]["files"][role]
+    return read_idx_gz(pipeline["path"] / "data" / "raw" / dataset / spec["name"], spec["sha256"])
+
+
+def prepared(pipeline, variant):
+    with np.load(pipeline["path"] / "data" / "prepared" / f"{variant}.npz") as arrays:
+        return {k: arrays[k] for k in arrays.files}
+
+
+def test_every_stage_ran_then_nothing_reran(real_pipeline):
+    stages = ["fetch@mnist", "fetch@fashion_mnist"] + [f"preprocess@{v}" for v in real_pipeline["params"]["preprocess"]]
+    for stage in stages:
+        assert f"Running stage '{stage}'" in real_pipeline["first"].stdout
+        assert f"Stage '{stage}' didn't change, skipping" in real_pipeline["second"].stdout
+    assert "Running stage" not in real_pipeline["second"].stdout
+    status = dvc(["status"], real_pipeline["path"])
+    assert "up to date" in status.stdout
+
+
+def test_mnist_facts(real_pipeline):
+    train_labels = raw_array(real_pipeline, "mnist", "train_labels")
+    test_labels = raw_array(real_pipeline, "mnist", "test_labels")
+    assert np.bincount(train_labels, minlength=10).tolist() == MNIST_TRAIN_COUNTS
+    assert train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert test_labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    images = raw_array(real_pipeline, "mnist", "train_images")
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert raw_array(real_pipeline, "mnist", "test_images").shape == (10000, 28, 28)
+
+
+def test_fashion_mnist_facts(real_pipeline):
+    assert np.bincount(raw_array(real_pipeline, "fashion_mnist", "train_labels")).tolist() == [6000] * 10
+    assert np.bincount(raw_array(real_pipeline, "fashion_mnist", "test_labels")).tolist() == [1000] * 10
+
+
+def test_mnist_tips_variant_is_the_first_10000_scaled(real_pipeline):
+    arrays = prepared(real_pipeline, "mnist_tips")
+    raw_images = raw_array(real_pipeline, "mnist", "train_images")
+    raw_labels = raw_array(real_pipeline, "mnist", "train_labels")
+    assert arrays["x_train"].shape == (10000, 784) and arrays["x_train"].dtype == np.float32
+    assert arrays["y_train"].shape == (10000, 10) and arrays["x_test"].shape == (10000, 784)
+    assert arrays["x_train"].min() == 0.0 and arrays["x_train"].max() == 1.0
+    np.testing.assert_array_equal(arrays["x_train"] * 255, raw_images[:10000].reshape(10000, 784).astype(np.float32))
+    np.testing.assert_array_equal(arrays["y_train"].argmax(axis=1), raw_labels[:10000])
+    assert np.bincount(arrays["y_test"].argmax(axis=1)).sum() == 10000
+
+
+def test_unscaled_variant_keeps_0_to_255(real_pipeline):
+    arrays = prepared(real_pipeline, "mnist_tips_unscaled")
+    assert arrays["x_train"].min() == 0.0 and arrays["x_train"].max() == 255.0
+    np.testing.assert_array_equal(arrays["x_train"], prepared(real_pipeline, "mnist_tips")["x_train"] * 255)
+
+
+def test_noisy_test_set(real_pipeline):
+    clean = prepared(real_pipeline, "mnist_tips")["x_test"]
+    noisy_variant = prepared(real_pipeline, "mnist_tips_noisy")
+    noise = noisy_variant["x_test"] - clean
+    assert abs(float(noise.mean())) < 0.002  # 7.84 M draws: mean is the clean pixel
+    assert abs(float(noise.std()) - 1.0) < 0.002
+    np.testing.assert_array_equal(noisy_variant["x_train"], prepared(real_pipeline, "mnist_tips")["x_train"])
+    section = real_pipeline["params"]["preprocess"]["mnist_tips_noisy"]
+    again = add_test_noise(clean, build_config(PreprocessConfig, section, "preprocess.mnist_tips_noisy"))
+    np.testing.assert_array_equal(again, noisy_variant["x_test"])  # same seed, same noise
+
+
+@pytest.mark.parametrize("variant, x_shape", [("fashion_dense", (28, 28)), ("fashion_cnn", (28, 28, 1))])
+def test_fashion_variants(real_pipeline, variant, x_shape):
+    arrays = prepared(real_pipeline, variant)
+    assert arrays["x_train"].shape == (60000, *x_shape) and arrays["x_test"].shape == (10000, *x_shape)
+    assert arrays["y_train"].dtype == np.int64 and np.bincount(arrays["y_train"]).tolist() == [6000] * 10
+    assert 0.0 <= arrays["x_train"].min() and arrays["x_train"].max() == 1.0

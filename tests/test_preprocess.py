@@ -1,0 +1,115 @@
+"""The preprocess stage: pure transformations on tiny arrays, and its entry point on a tiny
+fetched dataset (including a raw file changed after the fetch)."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from stages import fetch, preprocess
+from stages.common import ConfigError, build_config
+from stages.idx import DataError
+from stages.preprocess import PreprocessConfig, add_test_noise, encode_labels, transform_images
+from tests.conftest import FILE_NAMES, tiny_arrays, write_mirror, write_params
+
+pytestmark = pytest.mark.usefixtures("no_env_mirror")
+
+
+def config(**overrides):
+    return build_config(PreprocessConfig, {"dataset": "tiny", **overrides}, "preprocess.test")
+
+
+def test_scaling_and_shapes():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    scaled = transform_images(images, config(scale=True))
+    assert scaled.dtype == np.float32 and scaled.shape == (1, 2, 2)
+    np.testing.assert_allclose(scaled[0], [[0.0, 1.0], [0.2, 0.4]], rtol=1e-6)
+    raw = transform_images(images, config(scale=False))
+    np.testing.assert_array_equal(raw[0], [[0.0, 255.0], [51.0, 102.0]])
+    assert transform_images(images, config(flatten=True)).shape == (1, 4)
+    assert transform_images(images, config(channel_axis=True)).shape == (1, 2, 2, 1)
+
+
+def test_label_encodings():
+    labels = np.array([3, 0, 9], dtype=np.uint8)
+    one_hot = encode_labels(labels, config(labels="one_hot"))
+    assert one_hot.shape == (3, 10) and one_hot.dtype == np.float32
+    assert one_hot.sum(axis=1).tolist() == [1, 1, 1] and one_hot.argmax(axis=1).tolist() == [3, 0, 9]
+    integer = encode_labels(labels, config(labels="integer"))
+    assert integer.tolist() == [3, 0, 9] and integer.dtype == np.int64
+    with pytest.raises(DataError, match="label 12"):
+        encode_labels(np.array([12], dtype=np.uint8), config())
+
+
+def test_noise_has_the_posts_distribution_and_is_seeded():
+    x = np.full((200, 784), 0.25, dtype=np.float32)
+    noisy = add_test_noise(x, config(test_noise_std=1.0, noise_seed=7))
+    assert noisy.dtype == np.float32 and noisy.shape == x.shape
+    assert abs(float(noisy.mean()) - 0.25) < 0.01  # mean = the pixel value
+    assert abs(float((noisy - x).std()) - 1.0) < 0.01  # std = 1
+    np.testing.assert_array_equal(noisy, add_test_noise(x, config(test_noise_std=1.0, noise_seed=7)))
+    assert not np.array_equal(noisy, add_test_noise(x, config(test_noise_std=1.0, noise_seed=8)))
+    assert add_test_noise(x, config()) is x  # std 0: no noise
+
+
+def test_subset_is_the_first_n_in_order():
+    raw = tiny_arrays(n_train=30)
+    out = preprocess.preprocess(raw, config(train_limit=12, scale=False))
+    np.testing.assert_array_equal(out["x_train"], raw["train_images"][:12].astype(np.float32))
+    np.testing.assert_array_equal(out["y_train"], raw["train_labels"][:12])
+    assert len(out["x_test"]) == 10  # the test set is never cut
+    with pytest.raises(ConfigError, match="train_limit: 31"):
+        preprocess.preprocess(raw, config(train_limit=31))
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"labels": "onehot"}, "labels"),
+        ({"train_limit": 0}, "train_limit"),
+        ({"test_noise_std": -1}, "test_noise_std"),
+        ({"scale": "yes"}, "scale"),
+        ({"colour": True}, "colour"),
+    ],
+)
+def test_bad_settings_name_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=f"preprocess.test.*{key}"):
+        config(**overrides)
+
+
+@pytest.fixture
+def fetched(tmp_path):
+    dataset = write_mirror(tmp_path / "mirror")
+    variants = {"small": {"dataset": "tiny", "train_limit": 5, "labels": "one_hot", "flatten": True}}
+    params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "mirror")], variants)
+    raw = tmp_path / "data" / "raw" / "tiny"
+    fetch.main(["--dataset", "tiny", "--out", str(raw), "--params", str(params)])
+    return params, raw
+
+
+def run_preprocess(params, raw, out):
+    preprocess.main(["--variant", "small", "--raw", str(raw), "--out", str(out), "--params", str(params)])
+
+
+def test_stage_writes_the_arrays(fetched, tmp_path):
+    params, raw = fetched
+    out = tmp_path / "data" / "prepared" / "small.npz"
+    run_preprocess(params, raw, out)
+    with np.load(out) as arrays:
+        assert sorted(arrays.files) == ["x_test", "x_train", "y_test", "y_train"]
+        assert arrays["x_train"].shape == (5, 784) and arrays["y_train"].shape == (5, 10)
+        assert arrays["x_test"].shape == (10, 784)
+        np.testing.assert_allclose(arrays["x_train"], tiny_arrays()["train_images"][:5].reshape(5, -1) / 255, rtol=1e-6)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["small.npz"]
+
+
+def test_raw_file_changed_after_fetch_is_caught(fetched, tmp_path):
+    params, raw = fetched
+    path = raw / FILE_NAMES["test_labels"]
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] ^= 1
+    path.write_bytes(gzip.compress(bytes(content)))
+    out = tmp_path / "data" / "prepared" / "small.npz"
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz: SHA-256 of decompressed content"):
+        run_preprocess(params, raw, out)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
