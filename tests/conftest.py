@@ -114,8 +114,11 @@ def real_mirror() -> str:
     return " ".join(str(Path(m).resolve()) if "://" not in m else m for m in mirror.split())
 
 
-def copy_project(dest: Path) -> Path:
-    """A scratch copy of the pipeline's own files (code, dvc.yaml, params), as a fresh DVC repo."""
+def copy_project(dest: Path, cache: Path | None = None) -> Path:
+    """A scratch copy of the pipeline's own files (code, dvc.yaml, params), as a fresh DVC repo.
+
+    Copies given the same `cache` share DVC's cache and run-cache, so a stage another copy
+    already ran with the same inputs is restored instead of recomputed."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(ROOT / name, dest / name)
@@ -123,7 +126,15 @@ def copy_project(dest: Path) -> Path:
     run(["git", "init", "-q"], dest)
     run([sys.executable, "-m", "dvc", "init", "-q"], dest)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
+    if cache is not None:
+        run([sys.executable, "-m", "dvc", "cache", "dir", str(cache)], dest)
+    commit(dest, "project copy")  # as in any clone (dvclive needs a commit to exist)
     return dest
+
+
+def commit(project: Path, message: str) -> None:
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", message], project)
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -142,11 +153,28 @@ def dvc(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="session")
-def real_pipeline(tmp_path_factory):
+def dvc_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("dvc-cache")
+
+
+@pytest.fixture(scope="session")
+def real_pipeline(tmp_path_factory, dvc_cache):
     """fetch + preprocess of the real datasets through `dvc repro`, once per test session."""
     mirror = real_mirror()
-    project = copy_project(tmp_path_factory.mktemp("project"))
+    project = copy_project(tmp_path_factory.mktemp("project"), dvc_cache)
     first = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
     second = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
     params = yaml.safe_load((project / "params.yaml").read_text())
     return {"path": project, "first": first, "second": second, "params": copy.deepcopy(params)}
+
+
+def smoke_params(params: dict) -> dict:
+    """The smoke profile: the real pipeline and data, with two small MNIST tips rows, two
+    epochs and two seeds, so a whole `dvc repro` takes a minute."""
+    params = copy.deepcopy(params)
+    tips = params["mnist_tips"]
+    keep = ["deep_relu_adam", "unscaled"]
+    tips["seeds"] = [0, 1]
+    tips["variants"] = {k: {**tips["variants"][k], "hidden_units": [32, 32], "epochs": 2} for k in keep}
+    tips["post"] = {k: tips["post"][k] for k in keep}
+    return params

@@ -1,0 +1,137 @@
+"""MNIST tips table, one unit: train one variant with one seed, then evaluate it as the post
+does (`evaluate` on the 10,000 training images and on the test set).
+
+Serves the nine-row table of the MNIST tips post; each (variant, seed) is its own DVC stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import (
+    ConfigError,
+    atomic_path,
+    build_config,
+    config_dict,
+    load_params,
+    require,
+    run_stage,
+    write_json,
+)
+from stages.models import ACTIVATIONS, LOSSES, OPTIMIZERS
+
+log = logging.getLogger("stages.mnist_tips")
+
+# The post evaluates with batch_size=10000; it changes nothing but speed.
+EVAL_BATCH = 10000
+
+
+@dataclass(frozen=True)
+class TipsVariant:
+    data: str  # a key of `preprocess`: which prepared arrays this row trains on
+    hidden_units: tuple[int, ...]
+    activation: str
+    loss: str
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        require(len(self.hidden_units) >= 1 and all(u >= 1 for u in self.hidden_units), "hidden_units", list(self.hidden_units), "allowed: a non-empty list of integers >= 1")
+        require(self.activation in ACTIVATIONS, "activation", self.activation, f"allowed: {', '.join(ACTIVATIONS)}")
+        require(self.loss in LOSSES[:3], "loss", self.loss, f"allowed: {', '.join(LOSSES[:3])}")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"allowed: {', '.join(OPTIMIZERS)}")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "allowed: an integer >= 1")
+        require(self.epochs >= 1, "epochs", self.epochs, "allowed: an integer >= 1")
+        require(0 <= self.dropout_rate < 1, "dropout_rate", self.dropout_rate, "allowed: 0 <= dropout_rate < 1")
+
+
+def train_and_evaluate(variant: TipsVariant, seed: int, arrays: dict[str, np.ndarray], callbacks=()) -> dict:
+    """Pure core: build, fit and evaluate one row; return its final metrics and history."""
+    import keras
+
+    from stages.models import build_dense, fit_verbosity, make_loss, make_optimizer, seed_everything
+
+    x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+    if variant.batch_size > len(x_train):
+        raise ConfigError(f"batch_size: {variant.batch_size} is not allowed; the data has {len(x_train)} training images")
+    seed_everything(seed)
+    model = build_dense(x_train.shape[1:], variant.hidden_units, variant.activation, variant.dropout_rate)
+    model.compile(
+        loss=make_loss(variant.loss),
+        optimizer=make_optimizer(variant.optimizer, variant.learning_rate),
+        metrics=["accuracy"],
+    )
+    # validation_data only records the test curve per epoch; it does not touch the weights.
+    history = model.fit(
+        x_train, y_train,
+        batch_size=variant.batch_size, epochs=variant.epochs,
+        validation_data=(x_test, y_test),
+        callbacks=list(callbacks), verbose=fit_verbosity(),
+    )
+    train_loss, train_accuracy = model.evaluate(x_train, y_train, batch_size=EVAL_BATCH, verbose=0)
+    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=EVAL_BATCH, verbose=0)
+    keras.backend.clear_session()
+    return {
+        "train_accuracy": float(train_accuracy),
+        "test_accuracy": float(test_accuracy),
+        "train_loss": float(train_loss),
+        "test_loss": float(test_loss),
+        "history": {k: [float(v) for v in values] for k, values in history.history.items()},
+    }
+
+
+def variant_config(params: Path, name: str) -> TipsVariant:
+    variants = load_params(params, "mnist_tips", "variants")
+    if name not in variants:
+        raise ConfigError(f"mnist_tips.variants.{name}: unknown variant; allowed: {', '.join(variants)}")
+    return build_config(TipsVariant, variants[name], f"mnist_tips.variants.{name}")
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True, help="key under `mnist_tips.variants`")
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--prepared", required=True, type=Path, help="directory of the preprocess stage's .npz files")
+    parser.add_argument("--out", required=True, type=Path, help="directory for this run's metrics, config and curves")
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+
+    variant = variant_config(args.params, args.variant)
+    data_path = args.prepared / f"{variant.data}.npz"
+    if not data_path.is_file():
+        raise ConfigError(f"mnist_tips.variants.{args.variant}.data: no prepared file {data_path}")
+    with np.load(data_path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    label = f"{args.variant} seed {args.seed}"
+    log.info(f"{label}: {variant}")
+    started = time.perf_counter()
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        # dvcyaml=False: the plots and metrics sections of dvc.yaml are ours, not dvclive's.
+        with Live(dir=str(tmp / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            result = train_and_evaluate(variant, args.seed, arrays, [DVCLiveCallback(live=live)])
+        metrics = {k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")}
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "config.json", {"variant": args.variant, "seed": args.seed, **config_dict(variant)})
+    log.info(
+        f"{label}: train_accuracy {metrics['train_accuracy']:.4f} test_accuracy {metrics['test_accuracy']:.4f} "
+        f"({time.perf_counter() - started:.0f} s)"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,90 @@
+"""MNIST tips table: gather every (variant, seed) run into mean +- std per variant, and write
+the table `post | reproduced | difference` next to a small metrics file for `dvc exp show`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import ConfigError, atomic_path, load_params, run_stage, write_json
+from stages.idx import DataError
+
+log = logging.getLogger("stages.mnist_tips_table")
+
+METRICS = ("train_accuracy", "test_accuracy")
+
+
+def summarize(values: list[float]) -> dict:
+    """Mean and sample standard deviation (0 for a single seed) of one metric over seeds."""
+    array = np.asarray(values, dtype=float)
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
+
+
+def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict[str, dict]]:
+    """Per variant and metric, the summary over the seeds params.yaml lists (stale runs of
+    removed seeds or variants in the folder are ignored, missing ones are an error)."""
+    summary = {}
+    for variant in variants:
+        per_metric = {m: [] for m in METRICS}
+        for seed in seeds:
+            path = runs / variant / f"seed{seed}" / "metrics.json"
+            if not path.is_file():
+                raise DataError(f"{path}: missing; run `dvc repro mnist_tips` first")
+            run = json.loads(path.read_text())
+            for m in METRICS:
+                per_metric[m].append(run[m])
+        summary[variant] = {m: summarize(v) for m, v in per_metric.items()}
+    return summary
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
+
+
+def render_table(summary: dict, post: dict, seeds: list[int]) -> str:
+    lines = [
+        "# MNIST tips: reproduced table",
+        "",
+        f"Accuracy from `evaluate` after training, mean ± sample std over {len(seeds)} seed(s) "
+        f"({', '.join(map(str, seeds))}). Difference = reproduced mean - post.",
+        "",
+        "| row | variant | post train | reproduced train | difference | post test | reproduced test | difference |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, stats in summary.items():
+        ref = post.get(variant, {})
+        cells = [str(ref.get("row", "-")), f"`{variant}`"]
+        for m in METRICS:
+            cells.append(f"{ref[m]:.4f}" if m in ref else "-")
+            cells.append(_cell(stats[m]))
+            cells.append(f"{stats[m]['mean'] - ref[m]:+.4f}" if m in ref else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", required=True, type=Path)
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--table", required=True, type=Path)
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+    seeds = load_params(args.params, "mnist_tips", "seeds")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"mnist_tips.seeds: {seeds!r} is not allowed; allowed: a non-empty list of integers")
+    variants = list(load_params(args.params, "mnist_tips", "variants"))
+    post = load_params(args.params, "mnist_tips", "post")
+    summary = collect(args.runs, variants, seeds)
+    write_json(args.metrics, summary)
+    with atomic_path(args.table) as tmp:
+        tmp.write_text(render_table(summary, post, seeds), encoding="utf-8")
+    log.info(f"mnist_tips_table: {len(variants)} variants x {len(seeds)} seeds -> {args.table}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,127 @@
+"""MNIST tips stage: its config checks, the Keras-2 loss, and training on tiny data where the
+answer is known (a separable problem is learned; the same seed gives the same numbers)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from stages.common import ConfigError, build_config
+from stages.mnist_tips import TipsVariant, train_and_evaluate
+from stages.mnist_tips_table import collect, render_table, summarize
+from stages.models import build_dense, clipped_categorical_crossentropy
+from stages.idx import DataError
+
+BASE = {
+    "data": "tiny",
+    "hidden_units": [16],
+    "activation": "relu",
+    "loss": "categorical_crossentropy",
+    "optimizer": "adam",
+    "learning_rate": 0.01,
+    "batch_size": 20,
+    "epochs": 15,
+}
+
+
+def variant(**overrides):
+    return build_config(TipsVariant, {**BASE, **overrides}, "mnist_tips.variants.test")
+
+
+def separable(n=200, seed=0):
+    """Ten well-separated clusters in 784 dimensions: any working classifier gets ~100%."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(10, 784)).astype("float32") * 3
+    labels = np.arange(n) % 10
+    x = centres[labels] + rng.normal(size=(n, 784)).astype("float32") * 0.3
+    y = np.eye(10, dtype="float32")[labels]
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    x_train, y_train = separable(200, 0)
+    x_test, y_test = x_train[:50] + 0.01, y_train[:50]
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def test_learns_a_separable_problem_and_records_history(arrays):
+    result = train_and_evaluate(variant(), 0, arrays)
+    assert result["train_accuracy"] > 0.95 and result["test_accuracy"] > 0.95
+    assert len(result["history"]["loss"]) == 15 and "val_accuracy" in result["history"]
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
+
+
+def test_same_seed_same_numbers_other_seed_differs(arrays):
+    short = variant(epochs=2, learning_rate=0.001)
+    first, again = train_and_evaluate(short, 3, arrays), train_and_evaluate(short, 3, arrays)
+    other = train_and_evaluate(short, 4, arrays)
+    assert first == again
+    assert other["history"]["loss"] != first["history"]["loss"]
+
+
+def test_batch_larger_than_data_is_refused(arrays):
+    with pytest.raises(ConfigError, match="batch_size: 201"):
+        train_and_evaluate(variant(batch_size=201), 0, arrays)
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ({"activation": "tanh"}, "activation"),
+        ({"loss": "hinge"}, "loss"),
+        ({"optimizer": "adm"}, "optimizer"),
+        ({"dropout_rate": 1.0}, "dropout_rate"),
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"hidden_units": []}, "hidden_units"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+    ],
+)
+def test_bad_variant_settings_name_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=rf"mnist_tips\.variants\.test\.{key}"):
+        variant(**overrides)
+
+
+def test_dense_model_matches_the_posts_layout():
+    model = build_dense((784,), (689, 689, 689), "sigmoid", dropout_rate=0.7)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Dense", "Dropout"] * 3 + ["Dense"]
+    assert model.count_params() == 784 * 689 + 689 + 2 * (689 * 689 + 689) + 689 * 10 + 10
+
+
+def test_keras2_loss_equals_crossentropy_where_nothing_is_clipped():
+    y_true = np.eye(3, dtype="float32")
+    y_pred = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], dtype="float32")
+    expected = -np.log([0.7, 0.8, 0.4])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clipped_categorical_crossentropy(y_true, y_pred)), expected, rtol=1e-5)
+
+
+def test_keras2_loss_has_no_gradient_through_a_saturated_softmax():
+    """The cause of row 9: with the old loss a saturated wrong answer cannot be corrected.
+    Keras 3 on TensorFlow finds the logits behind a Keras softmax and keeps a gradient."""
+    import tensorflow as tf
+
+    logits = tf.Variable([[60.0, 0.0, -60.0]])  # softmax saturates on the wrong class
+    y_true = tf.constant([[0.0, 0.0, 1.0]])
+    with tf.GradientTape(persistent=True) as tape:
+        probs = keras.activations.softmax(logits)  # as a Dense(activation="softmax") output
+        old = clipped_categorical_crossentropy(y_true, probs)
+        new = keras.losses.categorical_crossentropy(y_true, probs)
+    assert float(tf.reduce_max(tf.abs(tape.gradient(old, logits)))) == 0.0
+    assert float(tf.reduce_max(tf.abs(tape.gradient(new, logits)))) > 0.5
+
+
+def test_summary_and_table(tmp_path):
+    for seed, (train, test) in enumerate([(0.90, 0.80), (0.92, 0.84)]):
+        run = tmp_path / "mse" / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps({"train_accuracy": train, "test_accuracy": test}))
+    summary = collect(tmp_path, ["mse"], [0, 1])
+    assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2}
+    table = render_table(summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, [0, 1])
+    assert "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 | +0.4100 | 0.9000 | 0.8200 ± 0.0283 | -0.0800 |" in table
+    assert summarize([0.5])["std"] == 0.0
+    with pytest.raises(DataError, match="seed2/metrics.json: missing"):
+        collect(tmp_path, ["mse"], [0, 1, 2])
