@@ -177,4 +177,28 @@ def smoke_params(params: dict) -> dict:
     tips["seeds"] = [0, 1]
     tips["variants"] = {k: {**tips["variants"][k], "hidden_units": [32, 32], "epochs": 2} for k in keep}
     tips["post"] = {k: tips["post"][k] for k in keep}
+    for variant in ("fashion_dense", "fashion_cnn"):
+        params["preprocess"][variant]["train_limit"] = 1000
+    fashion = params["fashion"]
+    fashion["seeds"] = [0, 1]
+    fashion["training"]["epochs"] = 3
+    fashion["cross_validation"] = {"k": 2, "folds": [0, 1]}
+    keep = ["dense64", "dense256_dropout04_early_stopping"]
+    fashion["variants"] = {k: fashion["variants"][k] for k in keep}
+    fashion["variants"]["dense256_dropout04_early_stopping"]["early_stopping_patience"] = 1
+    fashion["final"]["epochs"] = 2
+    fashion["cnn"]["epochs"] = 2
     return params
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory, dvc_cache):
+    """The whole pipeline on the smoke profile through `dvc repro`, committed, once per session."""
+    mirror = real_mirror()
+    project = copy_project(tmp_path_factory.mktemp("smoke"), dvc_cache)
+    params = smoke_params(yaml.safe_load((project / "params.yaml").read_text()))
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {"DATASET_MIRROR": mirror}
+    first = dvc(["repro"], project, env=env)
+    commit(project, "smoke run")
+    return {"path": project, "params": params, "first": first, "env": env}

@@ -1,0 +1,222 @@
+"""Fashion-MNIST tables: mean curves over folds, the post's overfitting warning, mean +- std
+over seeds, the final model and the CNN, next to the post's figures; plus the post's
+`visualize()` figures (loss and accuracy, train vs validation, warning marked)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, write_json
+from stages.fashion_cv import CrossValidation
+from stages.idx import DataError
+
+log = logging.getLogger("stages.fashion_table")
+
+CURVES = ("loss", "val_loss", "accuracy", "val_accuracy")
+
+
+@dataclass(frozen=True)
+class OverfittingRule:
+    patience: int = 10
+    min_decrease: float = 0.02  # the post's 0.98 factor
+
+    def __post_init__(self):
+        require(self.patience >= 1, "patience", self.patience, "allowed: an integer >= 1")
+        require(0 <= self.min_decrease < 1, "min_decrease", self.min_decrease, "allowed: 0 <= min_decrease < 1")
+
+
+def overfitting_warning(val_loss, rule: OverfittingRule) -> int | None:
+    """The post's rule: the first epoch i (0-based) such that none of the next `patience`
+    epochs has a val_loss below (1 - min_decrease) * val_loss[i]; None if no epoch qualifies
+    (epochs without `patience` successors are never candidates, as in the post's loop)."""
+    val_loss = np.asarray(val_loss, dtype=float)
+    for i in range(len(val_loss) - rule.patience):
+        if not np.any(val_loss[i + 1 : i + 1 + rule.patience] < (1 - rule.min_decrease) * val_loss[i]):
+            return i
+    return None
+
+
+def mean_curves(histories: list[dict]) -> dict[str, np.ndarray]:
+    """Per-epoch mean over folds (the post's np.mean(axis=0)). Folds stopped early are shorter:
+    each epoch is then the mean over the folds that reached it."""
+    length = max(len(h["loss"]) for h in histories)
+    out = {}
+    for name in CURVES:
+        padded = np.full((len(histories), length), np.nan)
+        for row, history in enumerate(histories):
+            padded[row, : len(history[name])] = history[name]
+        out[name] = np.nanmean(padded, axis=0)
+    return out
+
+
+def stats(values) -> dict:
+    array = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(array) == 0:
+        return {"mean": None, "std": None, "seeds": 0}
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
+
+
+def warning_summary(curves: dict, rule: OverfittingRule) -> dict:
+    i = overfitting_warning(curves["val_loss"], rule)
+    if i is None:
+        return {"epoch": None, "val_loss": None, "val_accuracy": None}
+    return {"epoch": i + 1, "val_loss": float(curves["val_loss"][i]), "val_accuracy": float(curves["val_accuracy"][i])}
+
+
+def _load(path: Path) -> dict:
+    if not path.is_file():
+        raise DataError(f"{path}: missing; run `dvc repro` for the Fashion-MNIST stages first")
+    return json.loads(path.read_text())
+
+
+def summarize_cv(runs: Path, variants: list[str], seeds: list[int], cv: CrossValidation, rule: OverfittingRule):
+    """Per variant: warning epoch / val_loss / val_accuracy (mean +- std over seeds), the
+    early-stopping results where a variant uses it, and the seed-mean curves to plot."""
+    summary, curves_out = {}, {}
+    for variant in variants:
+        warnings, seed_curves, stopped = [], [], []
+        for seed in seeds:
+            folds = [runs / variant / f"seed{seed}" / f"fold{f}" for f in range(cv.k)]
+            histories = [_load(f / "history.json") for f in folds]
+            curves = mean_curves(histories)
+            seed_curves.append(curves)
+            warnings.append(warning_summary(curves, rule))
+            stopped += [_load(f / "metrics.json") for f in folds]
+        entry = {key: stats([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
+        entry["warned_seeds"] = sum(w["epoch"] is not None for w in warnings)
+        if any("best_epoch" in m for m in stopped):
+            entry["early_stopping"] = {
+                "stopped_epoch": stats([m["epochs_run"] for m in stopped]),
+                "best_epoch": stats([m["best_epoch"] for m in stopped]),
+                "val_accuracy": stats([m["val_accuracy"] for m in stopped]),
+            }
+        summary[variant] = entry
+        curves_out[variant] = {name: np.mean([c[name][: min(len(s["loss"]) for s in seed_curves)] for c in seed_curves], axis=0) for name in CURVES}
+    return summary, curves_out
+
+
+def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None, validation_label: str) -> None:
+    """The post's visualize(): loss and accuracy side by side, train as dots, validation as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = np.arange(1, len(curves["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, metric, name in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
+        ax.plot(epochs, curves[metric], "o", label=metric)
+        ax.plot(epochs, curves[f"val_{metric}"], label=f"{validation_label} {metric}")
+        if warning_epoch is not None:
+            ax.scatter([warning_epoch], [curves[f"val_{metric}"][warning_epoch - 1]], c="r", zorder=3, label=f"overfitting warning (epoch {warning_epoch})")
+        ax.set(title=f"Training and {validation_label} {metric}", xlabel="Epochs", ylabel=name)
+        ax.legend()
+        ax.grid(True)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
+def _cell(entry: dict, digits: int) -> str:
+    if entry["mean"] is None:
+        return "none"
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def _diff(entry: dict, post, digits: int) -> str:
+    if entry["mean"] is None or post is None:
+        return "-"
+    return f"{entry['mean'] - post:+.{digits}f}"
+
+
+def render(summary: dict, final: dict, cnn: dict, post: dict, seeds: list[int], cv: CrossValidation) -> str:
+    lines = [
+        "# Fashion-MNIST: reproduced tables",
+        "",
+        f"Mean ± sample std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); difference = reproduced mean - post.",
+        f"Cross-validation: {cv.k} contiguous folds of the training images; the overfitting warning is taken",
+        "on the per-epoch mean over folds, as the post's `visualize()` does.",
+        "",
+        f"## Dense nets, {cv.k}-fold cross-validation",
+        "",
+        "| variant | post epoch | reproduced epoch | diff | post val_loss | reproduced val_loss | diff | post val_accuracy | reproduced val_accuracy | diff |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, entry in summary.items():
+        ref = post.get("cross_validation", {}).get(variant, {})
+        cells = [f"`{variant}`"]
+        for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
+            cells += [str(ref.get(key, "-")), _cell(entry[key], digits), _diff(entry[key], ref.get(key), digits)]
+        if 0 < entry["warned_seeds"] < len(seeds):
+            cells[2] += f" (warning in {entry['warned_seeds']}/{len(seeds)} seeds)"
+        lines.append("| " + " | ".join(cells) + " |")
+    stopping = {v: e["early_stopping"] for v, e in summary.items() if "early_stopping" in e}
+    if stopping:
+        lines += ["", "### Beyond the post: early stopping (val_loss, best weights restored), per fold", "",
+                  "| variant | stopped at epoch | best epoch | val_accuracy of the restored model |", "|---|---|---|---|"]
+        for variant, e in stopping.items():
+            lines.append(f"| `{variant}` | {_cell(e['stopped_epoch'], 1)} | {_cell(e['best_epoch'], 1)} | {_cell(e['val_accuracy'], 3)} |")
+    ref = post.get("final", {})
+    lines += ["", "## Chosen model on the test set", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
+    for key in ("test_loss", "test_accuracy"):
+        lines.append(f"| {key} | {ref.get(key, '-')} | {_cell(final[key], 4)} | {_diff(final[key], ref.get(key), 4)} |")
+    ref = post.get("cnn", {})
+    lines += ["", "## CNN (validated on the test set, as the post does)", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
+    for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
+        lines.append(f"| warning {key} | {ref.get(key, '-')} | {_cell(cnn['warning'][key], digits)} | {_diff(cnn['warning'][key], ref.get(key), digits)} |")
+    lines.append(f"| final-epoch val_accuracy | - | {_cell(cnn['final_val_accuracy'], 3)} | - |")
+    lines += ["", "## Figures", ""]
+    lines += [f"![{v}](figures/{v}.png)" for v in summary] + ["![cnn](figures/cnn.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", required=True, type=Path)
+    parser.add_argument("--metrics", required=True, type=Path)
+    parser.add_argument("--table", required=True, type=Path)
+    parser.add_argument("--figures", required=True, type=Path)
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+    fashion = load_params(args.params, "fashion")
+    seeds = fashion["seeds"]
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ConfigError(f"fashion.seeds: {seeds!r} is not allowed; allowed: a non-empty list of integers")
+    cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
+    if sorted(cv.folds) != list(range(cv.k)):
+        raise ConfigError(f"fashion.cross_validation.folds: {list(cv.folds)} is not allowed; the table needs all {cv.k} folds")
+    rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
+
+    summary, curves = summarize_cv(args.runs / "cv", list(fashion["variants"]), seeds, cv, rule)
+    finals = [_load(args.runs / "final" / f"seed{s}" / "metrics.json") for s in seeds]
+    final = {key: stats([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
+    cnn_curves = [mean_curves([_load(args.runs / "cnn" / f"seed{s}" / "history.json")]) for s in seeds]
+    cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
+    cnn = {
+        "warning": {key: stats([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
+        "final_val_accuracy": stats([c["val_accuracy"][-1] for c in cnn_curves]),
+    }
+    write_json(args.metrics, {"cross_validation": summary, "final": final, "cnn": cnn})
+
+    with atomic_path(args.figures) as tmp:
+        tmp.mkdir()
+        for variant, c in curves.items():
+            plot_curves(tmp / f"{variant}.png", f"dense: {variant} (mean over {cv.k} folds)", c, warning_summary(c, rule)["epoch"], "validation")
+        cnn_mean = {name: np.mean([c[name] for c in cnn_curves], axis=0) for name in CURVES}
+        plot_curves(tmp / "cnn.png", "CNN (validation = test set)", cnn_mean, warning_summary(cnn_mean, rule)["epoch"], "test")
+    with atomic_path(args.table) as tmp:
+        tmp.write_text(render(summary, final, cnn, fashion.get("post", {}), seeds, cv), encoding="utf-8")
+    log.info(f"fashion_table: {len(summary)} variants x {len(seeds)} seeds -> {args.table}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

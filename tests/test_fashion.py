@@ -1,0 +1,150 @@
+"""Fashion-MNIST stages: the post's fold slicing and overfitting rule pinned on hand-made
+inputs, curve averaging, and the models' training on tiny data where the answer is known."""
+
+import json
+
+import numpy as np
+import pytest
+
+from stages.common import ConfigError, build_config
+from stages.fashion_cnn import build_cnn
+from stages.fashion_cv import CrossValidation, DenseVariant, fold_indices, train_fold
+from stages.fashion_samples import first_of_each_class
+from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves, stats
+from stages.training import RunSettings
+
+RULE = OverfittingRule(patience=10, min_decrease=0.02)
+
+
+def post_k_fold_split(data, k, i):
+    """The post's k_fold_val slicing, verbatim, as the reference."""
+    len_per_fold = len(data) // k
+    val_data = data[i * len_per_fold : (i + 1) * len_per_fold]
+    train_data = np.concatenate((data[: i * len_per_fold], data[(i + 1) * len_per_fold :]))
+    return train_data, val_data
+
+
+@pytest.mark.parametrize("n, k", [(60000, 5), (103, 5), (10, 2)])
+def test_folds_match_the_post_and_partition_the_data(n, k):
+    data = np.arange(n)
+    vals = []
+    for i in range(k):
+        train, val = fold_indices(n, k, i)
+        ref_train, ref_val = post_k_fold_split(data, k, i)
+        np.testing.assert_array_equal(data[train], ref_train)
+        np.testing.assert_array_equal(data[val], ref_val)
+        assert len(val) == n // k and len(train) == n - n // k
+        assert not set(train) & set(val)
+        assert np.all(np.diff(val) == 1) and np.all(np.diff(train) > 0)  # contiguous, in order
+        vals.append(val)
+    assert np.array_equal(np.sort(np.concatenate(vals)), np.arange(k * (n // k)))  # disjoint, cover
+    with pytest.raises(ValueError):
+        fold_indices(n, k, k)
+
+
+def post_warning(val_loss, patience=10):
+    """The post's visualize() loop, verbatim, as the reference."""
+    for i in range(len(val_loss) - patience):
+        flag = True
+        for j in range(1, patience + 1):
+            if val_loss[i] * 0.98 > val_loss[i + j]:
+                flag = False
+                break
+        if flag:
+            return i
+    return None
+
+
+def test_warning_on_hand_made_curves():
+    # Falls 5% a step to epoch 10 (index 9), then flat: index 9 is the first with no 2% drop ahead.
+    falling_then_flat = [1.0 * 0.95**i for i in range(10)] + [0.95**9] * 15
+    assert overfitting_warning(falling_then_flat, RULE) == 9
+    # Rises from the minimum at index 4: a warning there, at epoch 5.
+    u_shape = [1.0, 0.8, 0.6, 0.5, 0.45, 0.46, 0.48, 0.5, 0.55, 0.6, 0.62, 0.66, 0.7, 0.75, 0.8, 0.85]
+    assert overfitting_warning(u_shape, RULE) == 4
+    # A drop of exactly 2% does not count as improvement (strictly below 0.98 x).
+    assert overfitting_warning([1.0] + [0.98] * 10, RULE) == 0
+    # Always improving by more than 2%: no epoch qualifies.
+    assert overfitting_warning([0.97**i for i in range(40)], RULE) is None
+    # Too short to judge: an epoch needs `patience` successors.
+    assert overfitting_warning([1.0] * 10, RULE) is None
+
+
+def test_warning_agrees_with_the_posts_loop_on_random_curves():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        curve = np.cumsum(rng.normal(-0.01, 0.03, size=int(rng.integers(5, 45)))) + 1.0
+        assert overfitting_warning(curve, RULE) == post_warning(list(curve))
+
+
+def test_mean_curves_over_folds_of_different_lengths():
+    a = {"loss": [3.0, 2.0, 1.0], "val_loss": [3.0, 2.0, 1.0], "accuracy": [0.1, 0.2, 0.3], "val_accuracy": [0.1, 0.2, 0.3]}
+    b = {"loss": [1.0, 0.0], "val_loss": [1.0, 0.0], "accuracy": [0.3, 0.4], "val_accuracy": [0.3, 0.4]}
+    curves = mean_curves([a, b])
+    np.testing.assert_allclose(curves["loss"], [2.0, 1.0, 1.0])  # epoch 3: only fold a reached it
+    np.testing.assert_allclose(curves["val_accuracy"], [0.2, 0.3, 0.3])
+
+
+def test_stats_over_seeds():
+    assert stats([15, 17]) == {"mean": 16.0, "std": pytest.approx(1.414214, abs=1e-6), "seeds": 2}
+    assert stats([None, 12]) == {"mean": 12.0, "std": 0.0, "seeds": 1}
+    assert stats([None]) == {"mean": None, "std": None, "seeds": 0}
+
+
+def clusters(n, seed):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(10, 28, 28)).astype("float32") * 3
+    labels = np.arange(n) % 10
+    return centres[labels] + rng.normal(size=(n, 28, 28)).astype("float32") * 0.3, labels.astype("int64")
+
+
+def test_dense_fold_learns_and_early_stopping_reports_its_epochs():
+    x, y = clusters(300, 1)
+    train, val = fold_indices(len(x), 5, 2)
+    settings = RunSettings(epochs=20, batch_size=32)
+    curves, metrics = train_fold(DenseVariant(hidden_units=(16,)), settings, 0, x[train], y[train], x[val], y[val])
+    assert len(curves["val_loss"]) == 20 and curves["val_accuracy"][-1] > 0.95 and metrics == {"epochs_run": 20}
+    # Random labels: nothing generalises, val_loss soon rises and the run must stop early.
+    y_random = np.random.default_rng(2).integers(0, 10, size=len(y))
+    stopper = DenseVariant(hidden_units=(64,), early_stopping_patience=2)
+    long = RunSettings(epochs=200, batch_size=32, learning_rate=0.01)
+    curves, metrics = train_fold(stopper, long, 0, x[train], y_random[train], x[val], y_random[val])
+    assert metrics["epochs_run"] < 200 and metrics["epochs_run"] == len(curves["loss"])
+    assert metrics["best_epoch"] == int(np.argmin(curves["val_loss"])) + 1
+    assert metrics["val_loss"] == pytest.approx(min(curves["val_loss"]), rel=1e-4)  # best weights restored
+
+
+def test_cnn_has_the_posts_layers_and_parameter_count():
+    model = build_cnn()
+    assert model.count_params() == 93322  # the post's model.summary()
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dropout", "Dense", "Dense",
+    ]
+
+
+def test_bad_fashion_settings_name_the_key():
+    cases = [
+        (CrossValidation, {"k": 1, "folds": [0]}, "k"),
+        (CrossValidation, {"k": 5, "folds": [5]}, "folds"),
+        (DenseVariant, {"hidden_units": [64], "l2": -0.1}, "l2"),
+        (DenseVariant, {"hidden_units": [64], "dropout_rate": 1.5}, "dropout_rate"),
+        (RunSettings, {"epochs": 0, "batch_size": 128}, "epochs"),
+        (OverfittingRule, {"patience": 0}, "patience"),
+    ]
+    for cls, section, key in cases:
+        with pytest.raises(ConfigError, match=rf"fashion\.x\.{key}"):
+            build_config(cls, section, "fashion.x")
+
+
+def test_first_image_of_each_class():
+    labels = np.array([9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9, 5, 5, 7, 9, 1, 0, 6, 4, 3, 1, 4, 8])
+    assert first_of_each_class(labels) == [1, 16, 5, 3, 19, 8, 18, 6, 23, 0]
+
+
+def test_figure_is_a_real_png(tmp_path):
+    curves = {"loss": np.linspace(1, 0.2, 20), "val_loss": np.linspace(1, 0.4, 20),
+              "accuracy": np.linspace(0.5, 0.95, 20), "val_accuracy": np.linspace(0.5, 0.9, 20)}
+    plot_curves(tmp_path / "f.png", "test", curves, 12, "validation")
+    data = (tmp_path / "f.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]

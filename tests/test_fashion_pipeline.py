@@ -1,0 +1,83 @@
+"""The Fashion-MNIST tables through DVC on the smoke profile: one stage per (variant, seed,
+fold), the aggregated table and figures, and an interrupted run resuming without retraining."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from tests.conftest import ROOT, dvc
+from stages.fashion_cv import fold_indices
+
+
+def test_every_fold_is_its_own_stage(smoke):
+    out = smoke["first"].stdout
+    for variant in ("dense64", "dense256_dropout04_early_stopping"):
+        for seed in (0, 1):
+            for fold in (0, 1):
+                assert f"Running stage 'fashion_cv@{variant}-{seed}-{fold}'" in out
+                run = smoke["path"] / "reports/runs/fashion/cv" / variant / f"seed{seed}" / f"fold{fold}"
+                history = json.loads((run / "history.json").read_text())
+                config = json.loads((run / "config.json").read_text())
+                assert config["fold"] == fold and config["k"] == 2 and config["batch_size"] == 128
+                if variant == "dense64":
+                    assert len(history["val_loss"]) == 3
+                else:
+                    metrics = json.loads((run / "metrics.json").read_text())
+                    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] <= 3
+
+
+def test_dense64_learns_fashion_mnist(smoke):
+    history = json.loads((smoke["path"] / "reports/runs/fashion/cv/dense64/seed0/fold0/history.json").read_text())
+    assert history["val_accuracy"][-1] > 0.45  # 500 training images, 12 Adam steps; chance is 0.1
+    final = json.loads((smoke["path"] / "reports/runs/fashion/final/seed0/metrics.json").read_text())
+    assert 0.6 < final["test_accuracy"] <= 1.0
+    assert np.array(final["confusion"]).sum() == 10000 and np.array(final["confusion"]).sum(axis=1).tolist() == [1000] * 10
+
+
+def test_table_metrics_and_figures(smoke):
+    reports = smoke["path"] / "reports" / "fashion"
+    metrics = json.loads((reports / "metrics.json").read_text())
+    # 3 epochs cannot give a warning: the rule needs 10 later epochs to judge one.
+    assert metrics["cross_validation"]["dense64"]["epoch"] == {"mean": None, "std": None, "seeds": 0}
+    stopping = metrics["cross_validation"]["dense256_dropout04_early_stopping"]["early_stopping"]
+    assert stopping["val_accuracy"]["seeds"] == 4  # 2 seeds x 2 folds
+    assert metrics["final"]["test_accuracy"]["seeds"] == 2 and metrics["cnn"]["final_val_accuracy"]["seeds"] == 2
+    table = (reports / "table.md").read_text()
+    assert "| `dense64` | 15 | none | - | 0.329 | none | - |" in table
+    assert "| test_accuracy | 0.8864 |" in table and "| warning epoch | 18 | none | - |" in table
+    for name in ("dense64.png", "dense256_dropout04_early_stopping.png", "cnn.png"):
+        assert (reports / "figures" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (reports / "classes.png").stat().st_size > 10_000
+
+
+def test_killed_run_resumes_without_retraining_finished_folds(smoke):
+    """Kill `dvc repro` inside a training stage; the next repro reruns only unfinished units."""
+    project, env = smoke["path"], dict(os.environ, **smoke["env"])
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("epochs: 3", "epochs: 4", 1))
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "fashion_cv"], cwd=project, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        seen = ""
+        deadline = time.monotonic() + 300
+        while "Running stage 'fashion_cv@dense64-0-1'" not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.readline()
+        time.sleep(3)  # inside the second unit's training
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert "Running stage 'fashion_cv@dense64-0-1'" in seen
+        resumed = dvc(["repro", "fashion_cv"], project, env=smoke["env"]).stdout
+        assert "Stage 'fashion_cv@dense64-0-0' didn't change, skipping" in resumed  # finished before the kill
+        assert "Running stage 'fashion_cv@dense64-0-1'" in resumed
+        history = json.loads((project / "reports/runs/fashion/cv/dense64/seed0/fold1/history.json").read_text())
+        assert len(history["loss"]) == 4
+        assert "up to date" in dvc(["status", "fashion_cv"], project).stdout
+    finally:
+        (project / "params.yaml").write_text(params)
+        dvc(["repro", "fashion_cv"], project, env=smoke["env"])
