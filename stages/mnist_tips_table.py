@@ -46,7 +46,21 @@ def _cell(stats: dict) -> str:
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
 
 
-def render_table(summary: dict, post: dict, seeds: list[int]) -> str:
+def backend_summary(path: Path | None) -> tuple[dict, str]:
+    """Mean +- std per variant from a `tools.run_variants` result file (another backend or
+    machine, run outside DVC), and a label naming where it ran."""
+    if path is None:
+        return {}, ""
+    data = json.loads(path.read_text())
+    per_variant: dict[str, dict[str, list]] = {}
+    for run in data["runs"]:
+        for m in METRICS:
+            per_variant.setdefault(run["variant"], {k: [] for k in METRICS})[m].append(run[m])
+    label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
+    return {v: {m: summarize(vals) for m, vals in ms.items()} for v, ms in per_variant.items()}, label
+
+
+def render_table(summary: dict, post: dict, seeds: list[int], other: tuple[dict, str] = ({}, "")) -> str:
     lines = [
         "# MNIST tips: reproduced table",
         "",
@@ -64,6 +78,24 @@ def render_table(summary: dict, post: dict, seeds: list[int]) -> str:
             cells.append(_cell(stats[m]))
             cells.append(f"{stats[m]['mean'] - ref[m]:+.4f}" if m in ref else "-")
         lines.append("| " + " | ".join(cells) + " |")
+    runs, label = other
+    if runs:
+        lines += [
+            "",
+            f"## The same rows with Keras on {label}",
+            "",
+            "Run outside DVC by `tools/run_variants.py` with the same code, params and seeds. Keras 3's",
+            "JAX backend computes cross-entropy from clipped probabilities, as Keras 2 did; on TensorFlow",
+            "it uses the logits behind the softmax.",
+            "",
+            "| row | variant | post test | this machine (TensorFlow, CPU) | " + label + " |",
+            "|---|---|---|---|---|",
+        ]
+        for variant, stats in summary.items():
+            ref = post.get(variant, {})
+            there = _cell(runs[variant]["test_accuracy"]) if variant in runs else "-"
+            post_test = f"{ref['test_accuracy']:.4f}" if "test_accuracy" in ref else "-"
+            lines.append(f"| {ref.get('row', '-')} | `{variant}` | {post_test} | {_cell(stats['test_accuracy'])} | {there} |")
     return "\n".join(lines) + "\n"
 
 
@@ -72,6 +104,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--runs", required=True, type=Path)
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
+    parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     seeds = load_params(args.params, "mnist_tips", "seeds")
@@ -82,7 +115,7 @@ def main(argv: list[str] | None) -> None:
     summary = collect(args.runs, variants, seeds)
     write_json(args.metrics, summary)
     with atomic_path(args.table) as tmp:
-        tmp.write_text(render_table(summary, post, seeds), encoding="utf-8")
+        tmp.write_text(render_table(summary, post, seeds, backend_summary(args.other_backend)), encoding="utf-8")
     log.info(f"mnist_tips_table: {len(variants)} variants x {len(seeds)} seeds -> {args.table}")
 
 
