@@ -90,6 +90,33 @@ def build_config(cls: type, section: Mapping, where: str):
         raise ConfigError(f"{where}.{exc}") from None
 
 
+def select(sections: Mapping, name: str, where: str) -> typing.Any:
+    """`sections[name]`, or a ConfigError naming `where.name` and the names that exist."""
+    if not isinstance(sections, Mapping) or name not in sections:
+        allowed = ", ".join(sections) if isinstance(sections, Mapping) else "none"
+        raise ConfigError(f"{where}.{name}: unknown name; allowed: {allowed}")
+    return sections[name]
+
+
+def seed_list(value: typing.Any, where: str) -> list[int]:
+    """A params `seeds` list: non-empty, integers, no repeats."""
+    ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+    if not ok or len(set(value)) != len(value):
+        raise ConfigError(f"{where}: {value!r} is not allowed; allowed: a non-empty list of distinct integers")
+    return value
+
+
+def mean_std(values: typing.Iterable) -> dict:
+    """Mean and sample standard deviation over seeds (None values skipped; std 0 for one)."""
+    import numpy as np
+
+    array = np.asarray([v for v in values if v is not None], dtype=float)
+    if len(array) == 0:
+        return {"mean": None, "std": None, "seeds": 0}
+    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
+    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
+
+
 def _type_name(annotation: typing.Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, write_json
+from stages.common import ConfigError, atomic_path, build_config, load_params, mean_std, require, run_stage, seed_list, write_json
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 
@@ -55,14 +55,6 @@ def mean_curves(histories: list[dict]) -> dict[str, np.ndarray]:
     return out
 
 
-def stats(values) -> dict:
-    array = np.asarray([v for v in values if v is not None], dtype=float)
-    if len(array) == 0:
-        return {"mean": None, "std": None, "seeds": 0}
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
-
-
 def warning_summary(curves: dict, rule: OverfittingRule) -> dict:
     i = overfitting_warning(curves["val_loss"], rule)
     if i is None:
@@ -89,13 +81,13 @@ def summarize_cv(runs: Path, variants: list[str], seeds: list[int], cv: CrossVal
             seed_curves.append(curves)
             warnings.append(warning_summary(curves, rule))
             stopped += [_load(f / "metrics.json") for f in folds]
-        entry = {key: stats([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
+        entry = {key: mean_std([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
         entry["warned_seeds"] = sum(w["epoch"] is not None for w in warnings)
         if any("best_epoch" in m for m in stopped):
             entry["early_stopping"] = {
-                "stopped_epoch": stats([m["epochs_run"] for m in stopped]),
-                "best_epoch": stats([m["best_epoch"] for m in stopped]),
-                "val_accuracy": stats([m["val_accuracy"] for m in stopped]),
+                "stopped_epoch": mean_std([m["epochs_run"] for m in stopped]),
+                "best_epoch": mean_std([m["best_epoch"] for m in stopped]),
+                "val_accuracy": mean_std([m["val_accuracy"] for m in stopped]),
             }
         summary[variant] = entry
         curves_out[variant] = {name: np.mean([c[name][: min(len(s["loss"]) for s in seed_curves)] for c in seed_curves], axis=0) for name in CURVES}
@@ -188,9 +180,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     fashion = load_params(args.params, "fashion")
-    seeds = fashion["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"fashion.seeds: {seeds!r} is not allowed; allowed: a non-empty list of integers")
+    seeds = seed_list(fashion["seeds"], "fashion.seeds")
     cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
     if sorted(cv.folds) != list(range(cv.k)):
         raise ConfigError(f"fashion.cross_validation.folds: {list(cv.folds)} is not allowed; the table needs all {cv.k} folds")
@@ -198,12 +188,12 @@ def main(argv: list[str] | None) -> None:
 
     summary, curves = summarize_cv(args.runs / "cv", list(fashion["variants"]), seeds, cv, rule)
     finals = [_load(args.runs / "final" / f"seed{s}" / "metrics.json") for s in seeds]
-    final = {key: stats([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
+    final = {key: mean_std([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
     cnn_curves = [mean_curves([_load(args.runs / "cnn" / f"seed{s}" / "history.json")]) for s in seeds]
     cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
     cnn = {
-        "warning": {key: stats([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
-        "final_val_accuracy": stats([c["val_accuracy"][-1] for c in cnn_curves]),
+        "warning": {key: mean_std([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
+        "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves]),
     }
     write_json(args.metrics, {"cross_validation": summary, "final": final, "cnn": cnn})
 

@@ -13,12 +13,12 @@ import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+from stages.common import atomic_path, build_config, load_params, require, run_stage, select
 from stages.idx import DataError, IdxInfo, verify_idx_gz
 
 log = logging.getLogger("stages.fetch")
@@ -175,10 +175,8 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--out", required=True, type=Path, help="directory to create, e.g. data/raw/mnist")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
-    datasets = load_params(args.params, "datasets")
-    if args.dataset not in datasets:
-        raise ConfigError(f"datasets.{args.dataset}: unknown dataset; allowed: {', '.join(datasets)}")
-    fetch_dataset(args.dataset, datasets[args.dataset], load_params(args.params, "fetch"), args.out)
+    section = select(load_params(args.params, "datasets"), args.dataset, "datasets")
+    fetch_dataset(args.dataset, section, load_params(args.params, "fetch"), args.out)
 
 
 if __name__ == "__main__":

@@ -8,21 +8,12 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from stages.common import ConfigError, atomic_path, load_params, run_stage, write_json
+from stages.common import atomic_path, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
 
 log = logging.getLogger("stages.mnist_tips_table")
 
 METRICS = ("train_accuracy", "test_accuracy")
-
-
-def summarize(values: list[float]) -> dict:
-    """Mean and sample standard deviation (0 for a single seed) of one metric over seeds."""
-    array = np.asarray(values, dtype=float)
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
 
 
 def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict[str, dict]]:
@@ -38,7 +29,7 @@ def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict
             run = json.loads(path.read_text())
             for m in METRICS:
                 per_metric[m].append(run[m])
-        summary[variant] = {m: summarize(v) for m, v in per_metric.items()}
+        summary[variant] = {m: mean_std(v) for m, v in per_metric.items()}
     return summary
 
 
@@ -57,7 +48,7 @@ def backend_summary(path: Path | None) -> tuple[dict, str]:
         for m in METRICS:
             per_variant.setdefault(run["variant"], {k: [] for k in METRICS})[m].append(run[m])
     label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
-    return {v: {m: summarize(vals) for m, vals in ms.items()} for v, ms in per_variant.items()}, label
+    return {v: {m: mean_std(vals) for m, vals in ms.items()} for v, ms in per_variant.items()}, label
 
 
 def render_table(summary: dict, post: dict, seeds: list[int], other: tuple[dict, str] = ({}, "")) -> str:
@@ -107,9 +98,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
-    seeds = load_params(args.params, "mnist_tips", "seeds")
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ConfigError(f"mnist_tips.seeds: {seeds!r} is not allowed; allowed: a non-empty list of integers")
+    seeds = seed_list(load_params(args.params, "mnist_tips", "seeds"), "mnist_tips.seeds")
     variants = list(load_params(args.params, "mnist_tips", "variants"))
     post = load_params(args.params, "mnist_tips", "post")
     summary = collect(args.runs, variants, seeds)

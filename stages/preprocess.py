@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, select
 from stages.fetch import FILE_ROLES, dataset_config
 from stages.idx import DataError, read_idx_gz
 
@@ -91,14 +91,10 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
 
-    variants = load_params(args.params, "preprocess")
-    if args.variant not in variants:
-        raise ConfigError(f"preprocess.{args.variant}: unknown variant; allowed: {', '.join(variants)}")
-    config = build_config(PreprocessConfig, variants[args.variant], f"preprocess.{args.variant}")
-    datasets = load_params(args.params, "datasets")
-    if config.dataset not in datasets:
-        raise ConfigError(f"preprocess.{args.variant}.dataset: {config.dataset!r} is not allowed; allowed: {', '.join(datasets)}")
-    _, specs = dataset_config(datasets[config.dataset], f"datasets.{config.dataset}")
+    section = select(load_params(args.params, "preprocess"), args.variant, "preprocess")
+    config = build_config(PreprocessConfig, section, f"preprocess.{args.variant}")
+    dataset = select(load_params(args.params, "datasets"), config.dataset, "datasets")
+    _, specs = dataset_config(dataset, f"datasets.{config.dataset}")
 
     # Re-verify: a file changed under data/raw since the fetch must never reach training.
     raw = {role: read_idx_gz(args.raw / specs[role].name, specs[role].sha256) for role in FILE_ROLES}

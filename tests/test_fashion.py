@@ -1,7 +1,6 @@
 """Fashion-MNIST stages: the post's fold slicing and overfitting rule pinned on hand-made
 inputs, curve averaging, and the models' training on tiny data where the answer is known."""
 
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,8 @@ from stages.common import ConfigError, build_config
 from stages.fashion_cnn import build_cnn
 from stages.fashion_cv import CrossValidation, DenseVariant, fold_indices, train_fold
 from stages.fashion_samples import first_of_each_class
-from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves, stats
+from stages.common import mean_std
+from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves
 from stages.training import RunSettings
 
 RULE = OverfittingRule(patience=10, min_decrease=0.02)
@@ -85,10 +85,10 @@ def test_mean_curves_over_folds_of_different_lengths():
     np.testing.assert_allclose(curves["val_accuracy"], [0.2, 0.3, 0.3])
 
 
-def test_stats_over_seeds():
-    assert stats([15, 17]) == {"mean": 16.0, "std": pytest.approx(1.414214, abs=1e-6), "seeds": 2}
-    assert stats([None, 12]) == {"mean": 12.0, "std": 0.0, "seeds": 1}
-    assert stats([None]) == {"mean": None, "std": None, "seeds": 0}
+def test_mean_std_over_seeds():
+    assert mean_std([15, 17]) == {"mean": 16.0, "std": pytest.approx(1.414214, abs=1e-6), "seeds": 2}
+    assert mean_std([None, 12]) == {"mean": 12.0, "std": 0.0, "seeds": 1}
+    assert mean_std([None]) == {"mean": None, "std": None, "seeds": 0}
 
 
 def clusters(n, seed):

@@ -10,8 +10,7 @@ import time
 
 import numpy as np
 
-from tests.conftest import ROOT, dvc
-from stages.fashion_cv import fold_indices
+from tests.conftest import dvc
 
 
 def test_every_fold_is_its_own_stage(smoke):

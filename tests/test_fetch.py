@@ -13,7 +13,7 @@ import pytest
 
 from stages import fetch
 from stages.idx import DataError, read_idx_gz
-from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_idx_gz, write_mirror, write_params
+from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_mirror, write_params
 
 pytestmark = pytest.mark.usefixtures("no_env_mirror")
 

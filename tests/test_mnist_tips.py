@@ -9,7 +9,8 @@ import pytest
 
 from stages.common import ConfigError, build_config
 from stages.mnist_tips import TipsVariant, train_and_evaluate
-from stages.mnist_tips_table import collect, render_table, summarize
+from stages.common import mean_std
+from stages.mnist_tips_table import collect, render_table
 from stages.models import build_dense, clipped_categorical_crossentropy
 from stages.idx import DataError
 
@@ -122,6 +123,6 @@ def test_summary_and_table(tmp_path):
     assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2}
     table = render_table(summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, [0, 1])
     assert "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 | +0.4100 | 0.9000 | 0.8200 ± 0.0283 | -0.0800 |" in table
-    assert summarize([0.5])["std"] == 0.0
+    assert mean_std([0.5])["std"] == 0.0
     with pytest.raises(DataError, match="seed2/metrics.json: missing"):
         collect(tmp_path, ["mse"], [0, 1, 2])
