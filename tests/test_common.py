@@ -1,0 +1,85 @@
+"""Shared helpers: atomic outputs (nothing half-written, leftovers of a killed run removed)
+and params sections turned into validated configs."""
+
+from dataclasses import dataclass
+
+import pytest
+
+from stages.common import ConfigError, atomic_path, build_config, mean_std, require, seed_list, select
+
+
+def test_atomic_file_appears_only_on_success(tmp_path):
+    target = tmp_path / "out" / "metrics.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_text("whole")
+    assert target.read_text() == "whole" and [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_directory_replaces_the_old_one_whole(tmp_path):
+    target = tmp_path / "fold0"
+    target.mkdir()
+    (target / "old.json").write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "new.json").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.json"]
+
+
+def test_leftovers_of_a_killed_run_are_removed(tmp_path):
+    stale_dir = tmp_path / ".fold3.abc123.tmp"
+    stale_dir.mkdir()
+    (stale_dir / "history.json").write_text("{")
+    other = tmp_path / ".fold30.zzz.tmp"  # another target's temporary: left alone
+    other.mkdir()
+    with atomic_path(tmp_path / "fold3") as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".fold30.zzz.tmp", "fold3"]
+
+
+@dataclass(frozen=True)
+class Example:
+    units: tuple[int, ...]
+    rate: float = 0.5
+    name: str | None = None
+
+    def __post_init__(self):
+        require(0 <= self.rate < 1, "rate", self.rate, "allowed: 0 <= rate < 1")
+
+
+def test_build_config_accepts_and_converts():
+    config = build_config(Example, {"units": [3, 4], "rate": 0}, "section")
+    assert config == Example(units=(3, 4), rate=0, name=None)
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"units": [3], "colour": 1}, "section: unknown key(s) colour; allowed: units, rate, name"),
+        ({"rate": 0.1}, "section: missing key(s) units"),
+        ({"units": [3], "rate": "high"}, "section.rate: 'high' is not a valid float"),
+        ({"units": [3], "rate": True}, "section.rate: True is not a valid float"),
+        ({"units": ["a"]}, "section.units: ['a'] is not a valid"),
+        ({"units": [3], "rate": 1.5}, "section.rate: 1.5 is not allowed; allowed: 0 <= rate < 1"),
+        ([1, 2], "section: expected a mapping"),
+    ],
+)
+def test_build_config_errors_name_key_value_and_allowed(section, message):
+    with pytest.raises(ConfigError) as err:
+        build_config(Example, section, "section")
+    assert str(err.value).startswith(message)
+
+
+def test_select_seed_list_and_mean_std():
+    assert select({"a": 1}, "a", "top") == 1
+    with pytest.raises(ConfigError, match=r"top\.b: unknown name; allowed: a"):
+        select({"a": 1}, "b", "top")
+    assert seed_list([0, 1, 2], "x.seeds") == [0, 1, 2]
+    for bad in ([], [0, 0], ["1"], 3, [True]):
+        with pytest.raises(ConfigError, match=r"x\.seeds"):
+            seed_list(bad, "x.seeds")
+    assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(1.414214, abs=1e-6), "seeds": 2}
