@@ -16,7 +16,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 from stages.idx import DataError
 
@@ -27,10 +27,16 @@ class ConfigError(ValueError):
     """A params.yaml section is missing a key, has an unknown one, or holds an impossible value."""
 
 
+def load_yaml(path: Path) -> typing.Any:
+    """Parse YAML 1.2, as DVC does: `dvc exp run -S lr=1e-6` writes `1e-06`, a float in
+    YAML 1.2 but a string to a YAML 1.1 parser such as PyYAML."""
+    with open(path, encoding="utf-8") as stream:
+        return YAML(typ="safe", pure=True).load(stream)
+
+
 def load_params(path: Path, *keys: str) -> typing.Any:
     """Return the section `keys[0].keys[1]...` of a params file."""
-    with open(path, encoding="utf-8") as stream:
-        node = yaml.safe_load(stream) or {}
+    node = load_yaml(path) or {}
     where = []
     for key in keys:
         where.append(key)

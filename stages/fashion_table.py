@@ -94,6 +94,36 @@ def summarize_cv(runs: Path, variants: list[str], seeds: list[int], cv: CrossVal
     return summary, curves_out
 
 
+def write_curves(path: Path, curves: dict) -> None:
+    """The seed-mean fold-mean curves in long form (epoch, variant, ...) for `dvc plots`."""
+    import pandas as pd
+
+    frames = []
+    for variant, c in curves.items():
+        frame = pd.DataFrame({name: c[name] for name in CURVES})
+        frame.insert(0, "variant", variant)
+        frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+        frames.append(frame)
+    with atomic_path(path) as tmp:
+        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False, float_format="%.6f")
+
+
+def confusion_rows(confusion):
+    """A confusion matrix (rows actual, columns predicted, summed over seeds) as one row per
+    test prediction, the form DVC's confusion template counts."""
+    import pandas as pd
+
+    from stages.fashion_samples import CLASS_NAMES
+
+    confusion = np.asarray(confusion, dtype=int)
+    actual, predicted = np.nonzero(confusion)
+    counts = confusion[actual, predicted]
+    return pd.DataFrame({
+        "actual": np.repeat([CLASS_NAMES[a] for a in actual], counts),
+        "predicted": np.repeat([CLASS_NAMES[p] for p in predicted], counts),
+    })
+
+
 def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None, validation_label: str) -> None:
     """The post's visualize(): loss and accuracy side by side, train as dots, validation as a line."""
     import matplotlib
@@ -177,6 +207,8 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--figures", required=True, type=Path)
+    parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch mean curves for dvc plots")
+    parser.add_argument("--predictions", required=True, type=Path, help="folder for the confusion-matrix data")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     fashion = load_params(args.params, "fashion")
@@ -196,6 +228,12 @@ def main(argv: list[str] | None) -> None:
         "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves]),
     }
     write_json(args.metrics, {"cross_validation": summary, "final": final, "cnn": cnn})
+    write_curves(args.curves, curves)
+    with atomic_path(args.predictions) as tmp:
+        tmp.mkdir()
+        cnn_runs = [_load(args.runs / "cnn" / f"seed{s}" / "metrics.json") for s in seeds]
+        for name, runs in (("final", finals), ("cnn", cnn_runs)):
+            confusion_rows(np.sum([r["confusion"] for r in runs], axis=0)).to_csv(tmp / f"{name}.csv", index=False)
 
     with atomic_path(args.figures) as tmp:
         tmp.mkdir()

@@ -33,6 +33,26 @@ def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict
     return summary
 
 
+def mean_curves(runs: Path, variants: list[str], seeds: list[int]):
+    """Per-epoch train and test accuracy, mean over seeds, in long form (one row per variant
+    and epoch) for `dvc plots`. Train accuracy is fit's running mean over each epoch."""
+    import pandas as pd
+
+    frames = []
+    for variant in variants:
+        per_seed = []
+        for seed in seeds:
+            live = runs / variant / f"seed{seed}" / "live" / "plots" / "metrics"
+            train = pd.read_csv(live / "train" / "accuracy.tsv", sep="\t")["accuracy"]
+            test = pd.read_csv(live / "eval" / "accuracy.tsv", sep="\t")["accuracy"]
+            per_seed.append(pd.DataFrame({"train_accuracy": train, "test_accuracy": test}))
+        mean = pd.concat(per_seed).groupby(level=0).mean()
+        mean.insert(0, "variant", variant)
+        mean.insert(0, "epoch", mean.index + 1)
+        frames.append(mean)
+    return pd.concat(frames, ignore_index=True)
+
+
 def _cell(stats: dict) -> str:
     return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
 
@@ -95,6 +115,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--runs", required=True, type=Path)
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
+    parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch accuracy for dvc plots")
     parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
@@ -103,6 +124,8 @@ def main(argv: list[str] | None) -> None:
     post = load_params(args.params, "mnist_tips", "post")
     summary = collect(args.runs, variants, seeds)
     write_json(args.metrics, summary)
+    with atomic_path(args.curves) as tmp:
+        mean_curves(args.runs, variants, seeds).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(args.table) as tmp:
         tmp.write_text(render_table(summary, post, seeds, backend_summary(args.other_backend)), encoding="utf-8")
     log.info(f"mnist_tips_table: {len(variants)} variants x {len(seeds)} seeds -> {args.table}")

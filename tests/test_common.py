@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages.common import ConfigError, atomic_path, build_config, mean_std, require, seed_list, select
+from stages.common import ConfigError, atomic_path, build_config, load_params, mean_std, require, seed_list, select
 
 
 def test_atomic_file_appears_only_on_success(tmp_path):
@@ -83,3 +83,12 @@ def test_select_seed_list_and_mean_std():
         with pytest.raises(ConfigError, match=r"x\.seeds"):
             seed_list(bad, "x.seeds")
     assert mean_std([1.0, 3.0]) == {"mean": 2.0, "std": pytest.approx(1.414214, abs=1e-6), "seeds": 2}
+
+
+def test_params_written_by_dvc_exp_run_parse_as_numbers(tmp_path):
+    """`dvc exp run -S x.lr=1e-6` writes 1e-06: a float in YAML 1.2 (DVC), a string in YAML 1.1."""
+    path = tmp_path / "params.yaml"
+    path.write_text("x:\n  lr: 1e-06\n  epochs: 20\n  name: adam\n")
+    assert load_params(path, "x") == {"lr": 1e-06, "epochs": 20, "name": "adam"}
+    with pytest.raises(ConfigError, match=r"no section 'x.y'"):
+        load_params(path, "x", "y")

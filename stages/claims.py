@@ -1,0 +1,97 @@
+"""The posts' claims and tolerances (claims.yaml) checked against the tables' metrics files.
+Shared by the report stage and the regression gate, so both judge a run the same way."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from stages.common import ConfigError, load_yaml
+
+
+@dataclass(frozen=True)
+class Outcome:
+    claim_id: str
+    text: str
+    holds: bool | None  # None: a metric it needs was not measured (e.g. a smaller profile)
+    detail: str
+
+
+def load_tables(specs: list[str]) -> dict[str, dict]:
+    """`name=path` pairs -> {name: the metrics JSON at path}."""
+    tables = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--metrics {spec!r}: expected NAME=PATH, e.g. mnist_tips=reports/mnist_tips/metrics.json")
+        tables[name] = json.loads(Path(path).read_text())
+    return tables
+
+
+def load_claims(path: Path) -> dict:
+    data = load_yaml(path)
+    if not isinstance(data, dict) or "claims" not in data or "tolerance" not in data:
+        raise ConfigError(f"{path}: expected the sections 'tolerance' and 'claims'")
+    return data
+
+
+def lookup(tables: dict, address: str) -> float | None:
+    """`table.key.key...` -> the number there (the mean, for a mean/std entry); None where the
+    run has no value (e.g. no overfitting warning); KeyError where the address does not exist."""
+    table, *path = address.split(".")
+    node = tables[table]
+    for key in path:
+        node = node[key]
+    if isinstance(node, dict):
+        node = node["mean"]
+    return node
+
+
+def check(claim: dict, tables: dict) -> Outcome:
+    spec = claim["check"]
+    claim_id, text = claim["id"], claim["text"]
+    try:
+        if "greater" in spec:
+            a = lookup(tables, spec["greater"])
+            others = spec["than_all"] if "than_all" in spec else [spec["than"]]
+            values = [lookup(tables, o) for o in others]
+            margin = spec.get("by", 0.0)
+            if a is None or any(v is None for v in values):
+                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
+            worst = max(values)
+            holds = a - worst >= margin if "by" in spec else a > worst
+            name = others[values.index(worst)]
+            return Outcome(claim_id, text, holds, f"{spec['greater']} = {a:.4g} vs {name} = {worst:.4g} (needs a margin of {margin:g})")
+        if "metric" in spec:
+            addresses = spec["metric"] if isinstance(spec["metric"], list) else [spec["metric"]]
+            values = [lookup(tables, a) for a in addresses]
+            if any(v is None for v in values):
+                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
+            bound, ok = (spec["at_most"], max(values) <= spec["at_most"]) if "at_most" in spec else (spec["at_least"], min(values) >= spec["at_least"])
+            worst = max(values) if "at_most" in spec else min(values)
+            sign = "<=" if "at_most" in spec else ">="
+            return Outcome(claim_id, text, ok, f"{addresses[values.index(worst)]} = {worst:.4g} (needs {sign} {bound:g})")
+        if "close" in spec:
+            a, b = (lookup(tables, x) for x in spec["close"])
+            if a is None or b is None:
+                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
+            return Outcome(claim_id, text, abs(a - b) <= spec["within"], f"{spec['close'][0]} = {a:.4g}, {spec['close'][1]} = {b:.4g} (needs |difference| <= {spec['within']:g})")
+    except KeyError as exc:
+        return Outcome(claim_id, text, None, f"not measured in this run (no {exc.args[0]!r})")
+    raise ConfigError(f"claims.yaml: claim {claim_id!r} has an unknown check {sorted(spec)}")
+
+
+def tolerance_for(metric: str, tolerance: dict) -> dict:
+    kind = "epoch" if metric == "epoch" else ("loss" if "loss" in metric else "accuracy")
+    return tolerance[kind]
+
+
+def verdict(reproduced: dict, post: float | None, tol: dict) -> str:
+    """'matches' when |mean - post| <= max(absolute, std_factor * std), else 'differs'."""
+    if post is None:
+        return "-"
+    if reproduced.get("mean") is None:
+        return "differs (no value)"
+    allowed = max(tol["absolute"], tol["std_factor"] * (reproduced.get("std") or 0.0))
+    return "matches" if abs(reproduced["mean"] - post) <= allowed else "differs"

@@ -1,0 +1,87 @@
+"""The smoke profile: the real pipeline, code and data at a tiny scale (three small MNIST tips
+rows, Fashion-MNIST on 1,000 images with 2 folds and a few epochs, two seeds each), so a whole
+`dvc repro` takes a few minutes. CI runs it through DVC and the gate (floors/smoke.yaml).
+
+    python -m tools.smoke /tmp/smoke && cd /tmp/smoke && dvc repro \\
+        && python -m tools.gate check --floors floors/smoke.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore", "reports/mnist_tips_jax_h100.json")
+PROJECT_DIRS = ("stages", "tools", "floors", ".dvc/plots")
+
+
+def smoke_params(params: dict) -> dict:
+    params = copy.deepcopy(params)
+    tips = params["mnist_tips"]
+    keep = ["deep_relu", "deep_relu_adam", "unscaled"]
+    tips["seeds"] = [0, 1]
+    tips["variants"] = {k: {**tips["variants"][k], "hidden_units": [32, 32], "epochs": 2} for k in keep}
+    tips["post"] = {k: tips["post"][k] for k in keep}
+    for variant in ("fashion_dense", "fashion_cnn"):
+        params["preprocess"][variant]["train_limit"] = 1000
+    fashion = params["fashion"]
+    fashion["seeds"] = [0, 1]
+    fashion["training"]["epochs"] = 3
+    fashion["cross_validation"] = {"k": 2, "folds": [0, 1]}
+    keep = ["dense64", "dense256_dropout04_early_stopping"]
+    fashion["variants"] = {k: fashion["variants"][k] for k in keep}
+    fashion["variants"]["dense256_dropout04_early_stopping"]["early_stopping_patience"] = 1
+    fashion["final"]["epochs"] = 2
+    fashion["cnn"]["epochs"] = 2
+    return params
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+
+
+def make_project(dest: Path, smoke: bool = True, cache: Path | None = None) -> Path:
+    """A fresh git + DVC repository holding the pipeline (not its data or results), with the
+    smoke params if `smoke`. Copies given the same `cache` share DVC's cache and run-cache."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, dest / name)
+    if smoke:
+        params = smoke_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+        (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(["git", "init", "-q"], dest)
+    _run([*dvc, "init", "-q"], dest)
+    for name in PROJECT_DIRS:  # after `dvc init`, which creates .dvc/
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+    _run([*dvc, "config", "core.analytics", "false"], dest)
+    if cache is not None:
+        _run([*dvc, "cache", "dir", str(cache)], dest)
+    _run(["git", "add", "-A"], dest)
+    # dvclive needs a commit to exist, as in any clone.
+    _run(["git", "-c", "user.name=smoke", "-c", "user.email=smoke@example.invalid", "commit", "-qm", "pipeline copy"], dest)
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dest", type=Path, help="an empty or new directory")
+    parser.add_argument("--full", action="store_true", help="copy the full params instead of the smoke profile")
+    args = parser.parse_args()
+    if args.dest.exists() and any(args.dest.iterdir()):
+        parser.error(f"{args.dest} is not empty")
+    make_project(args.dest, smoke=not args.full)
+    print(f"smoke project ready in {args.dest}")
+
+
+if __name__ == "__main__":
+    main()
