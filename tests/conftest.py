@@ -145,10 +145,11 @@ def dvc_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def real_pipeline(tmp_path_factory, dvc_cache):
-    """fetch + preprocess of the real datasets through `dvc repro`, once per test session."""
+def real_pipeline(tmp_path_factory):
+    """fetch + preprocess of the real datasets through `dvc repro`, once per test session,
+    with a cache of its own so every stage really runs (not restored from the run-cache)."""
     mirror = real_mirror()
-    project = copy_project(tmp_path_factory.mktemp("project"), dvc_cache)
+    project = copy_project(tmp_path_factory.mktemp("project"))
     first = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
     second = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -33,7 +33,7 @@ def test_small_relu_adam_net_learns_mnist(smoke):
 
 def test_summary_metrics_and_table(smoke):
     summary = json.loads((smoke["path"] / "reports" / "mnist_tips" / "metrics.json").read_text())
-    assert sorted(summary) == ["deep_relu_adam", "unscaled"]
+    assert sorted(summary) == ["deep_relu", "deep_relu_adam", "unscaled"]
     per_seed = [
         json.loads((runs_dir(smoke) / "deep_relu_adam" / f"seed{s}" / "metrics.json").read_text())["test_accuracy"]
         for s in (0, 1)

@@ -28,7 +28,7 @@ def test_every_stage_ran_then_nothing_reran(real_pipeline):
         assert f"Running stage '{stage}'" in real_pipeline["first"].stdout
         assert f"Stage '{stage}' didn't change, skipping" in real_pipeline["second"].stdout
     assert "Running stage" not in real_pipeline["second"].stdout
-    status = dvc(["status"], real_pipeline["path"])
+    status = dvc(["status", "preprocess"], real_pipeline["path"])
     assert "up to date" in status.stdout
 
 
