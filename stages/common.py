@@ -124,6 +124,20 @@ def mean_std(values: typing.Iterable) -> dict:
     return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
 
 
+def format_mean_std(entry: Mapping | None, digits: int = 4) -> str:
+    """A `mean_std` entry as a table cell: `0.9543 ± 0.0056`, or `none` where there is no value."""
+    if not entry or entry.get("mean") is None:
+        return "none"
+    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
+
+
+def format_difference(entry: Mapping | None, reference, digits: int = 4) -> str:
+    """Reproduced mean minus the post's figure, signed; `-` where either is missing."""
+    if reference is None or not entry or entry.get("mean") is None:
+        return "-"
+    return f"{entry['mean'] - reference:+.{digits}f}"
+
+
 def _type_name(annotation: typing.Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 

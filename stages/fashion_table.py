@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, mean_std, require, run_stage, seed_list, write_json
+from stages.common import ConfigError, atomic_path, build_config, format_difference, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 
@@ -148,18 +148,6 @@ def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None,
     plt.close(fig)
 
 
-def _cell(entry: dict, digits: int) -> str:
-    if entry["mean"] is None:
-        return "none"
-    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
-
-
-def _diff(entry: dict, post, digits: int) -> str:
-    if entry["mean"] is None or post is None:
-        return "-"
-    return f"{entry['mean'] - post:+.{digits}f}"
-
-
 def render(summary: dict, final: dict, cnn: dict, post: dict, seeds: list[int], cv: CrossValidation) -> str:
     lines = [
         "# Fashion-MNIST: reproduced tables",
@@ -177,7 +165,7 @@ def render(summary: dict, final: dict, cnn: dict, post: dict, seeds: list[int], 
         ref = post.get("cross_validation", {}).get(variant, {})
         cells = [f"`{variant}`"]
         for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
-            cells += [str(ref.get(key, "-")), _cell(entry[key], digits), _diff(entry[key], ref.get(key), digits)]
+            cells += [str(ref.get(key, "-")), format_mean_std(entry[key], digits), format_difference(entry[key], ref.get(key), digits)]
         if 0 < entry["warned_seeds"] < len(seeds):
             cells[2] += f" (warning in {entry['warned_seeds']}/{len(seeds)} seeds)"
         lines.append("| " + " | ".join(cells) + " |")
@@ -186,16 +174,16 @@ def render(summary: dict, final: dict, cnn: dict, post: dict, seeds: list[int], 
         lines += ["", "### Beyond the post: early stopping (val_loss, best weights restored), per fold", "",
                   "| variant | stopped at epoch | best epoch | val_accuracy of the restored model |", "|---|---|---|---|"]
         for variant, e in stopping.items():
-            lines.append(f"| `{variant}` | {_cell(e['stopped_epoch'], 1)} | {_cell(e['best_epoch'], 1)} | {_cell(e['val_accuracy'], 3)} |")
+            lines.append(f"| `{variant}` | {format_mean_std(e['stopped_epoch'], 1)} | {format_mean_std(e['best_epoch'], 1)} | {format_mean_std(e['val_accuracy'], 3)} |")
     ref = post.get("final", {})
     lines += ["", "## Chosen model on the test set", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
     for key in ("test_loss", "test_accuracy"):
-        lines.append(f"| {key} | {ref.get(key, '-')} | {_cell(final[key], 4)} | {_diff(final[key], ref.get(key), 4)} |")
+        lines.append(f"| {key} | {ref.get(key, '-')} | {format_mean_std(final[key], 4)} | {format_difference(final[key], ref.get(key), 4)} |")
     ref = post.get("cnn", {})
     lines += ["", "## CNN (validated on the test set, as the post does)", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
     for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
-        lines.append(f"| warning {key} | {ref.get(key, '-')} | {_cell(cnn['warning'][key], digits)} | {_diff(cnn['warning'][key], ref.get(key), digits)} |")
-    lines.append(f"| final-epoch val_accuracy | - | {_cell(cnn['final_val_accuracy'], 3)} | - |")
+        lines.append(f"| warning {key} | {ref.get(key, '-')} | {format_mean_std(cnn['warning'][key], digits)} | {format_difference(cnn['warning'][key], ref.get(key), digits)} |")
+    lines.append(f"| final-epoch val_accuracy | - | {format_mean_std(cnn['final_val_accuracy'], 3)} | - |")
     lines += ["", "## Figures", ""]
     lines += [f"![{v}](figures/{v}.png)" for v in summary] + ["![cnn](figures/cnn.png)"]
     return "\n".join(lines) + "\n"

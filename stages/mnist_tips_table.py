@@ -8,7 +8,7 @@ import json
 import logging
 from pathlib import Path
 
-from stages.common import atomic_path, load_params, mean_std, run_stage, seed_list, write_json
+from stages.common import atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
 
 log = logging.getLogger("stages.mnist_tips_table")
@@ -53,10 +53,6 @@ def mean_curves(runs: Path, variants: list[str], seeds: list[int]):
     return pd.concat(frames, ignore_index=True)
 
 
-def _cell(stats: dict) -> str:
-    return f"{stats['mean']:.4f} ± {stats['std']:.4f}"
-
-
 def backend_summary(path: Path | None) -> tuple[dict, str]:
     """Mean +- std per variant from a `tools.run_variants` result file (another backend or
     machine, run outside DVC), and a label naming where it ran."""
@@ -86,8 +82,8 @@ def render_table(summary: dict, post: dict, seeds: list[int], other: tuple[dict,
         cells = [str(ref.get("row", "-")), f"`{variant}`"]
         for m in METRICS:
             cells.append(f"{ref[m]:.4f}" if m in ref else "-")
-            cells.append(_cell(stats[m]))
-            cells.append(f"{stats[m]['mean'] - ref[m]:+.4f}" if m in ref else "-")
+            cells.append(format_mean_std(stats[m]))
+            cells.append(format_difference(stats[m], ref.get(m)))
         lines.append("| " + " | ".join(cells) + " |")
     runs, label = other
     if runs:
@@ -104,9 +100,9 @@ def render_table(summary: dict, post: dict, seeds: list[int], other: tuple[dict,
         ]
         for variant, stats in summary.items():
             ref = post.get(variant, {})
-            there = _cell(runs[variant]["test_accuracy"]) if variant in runs else "-"
+            there = format_mean_std(runs[variant]["test_accuracy"]) if variant in runs else "-"
             post_test = f"{ref['test_accuracy']:.4f}" if "test_accuracy" in ref else "-"
-            lines.append(f"| {ref.get('row', '-')} | `{variant}` | {post_test} | {_cell(stats['test_accuracy'])} | {there} |")
+            lines.append(f"| {ref.get('row', '-')} | `{variant}` | {post_test} | {format_mean_std(stats['test_accuracy'])} | {there} |")
     return "\n".join(lines) + "\n"
 
 

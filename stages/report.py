@@ -9,22 +9,16 @@ import logging
 from pathlib import Path
 
 from stages.claims import check, load_claims, load_tables, tolerance_for, verdict
-from stages.common import atomic_path, load_params, run_stage
+from stages.common import atomic_path, format_difference, format_mean_std, load_params, run_stage
 
 log = logging.getLogger("stages.report")
 
 
-def _cell(entry: dict | None, digits: int) -> str:
-    if not entry or entry.get("mean") is None:
-        return "none"
-    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
-
-
 def _compare(entry: dict | None, post, digits: int, tolerance: dict, metric: str) -> list[str]:
     entry = entry or {}
-    diff = f"{entry['mean'] - post:+.{digits}f}" if post is not None and entry.get("mean") is not None else "-"
     return ["-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post),
-            _cell(entry, digits), diff, verdict(entry, post, tolerance_for(metric, tolerance))]
+            format_mean_std(entry, digits), format_difference(entry, post, digits),
+            verdict(entry, post, tolerance_for(metric, tolerance))]
 
 
 def mnist_section(table: dict, post: dict, tolerance: dict) -> list[str]:
