@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import build_config, config_dict, load_params, require, run_stage
-from stages.training import RunSettings, history_dict, write_run
+from stages.training import RunSettings, compile_model, history_dict, write_run
 
 log = logging.getLogger("stages.fashion_cnn")
 
@@ -51,11 +51,11 @@ def build_cnn(input_shape=(28, 28, 1), dropout_rate: float = 0.3):
 def train_cnn(config: CnnConfig, settings: RunSettings, seed: int, arrays: dict, callbacks=()):
     import keras
 
-    from stages.models import fit_verbosity, make_optimizer, seed_everything
+    from stages.models import fit_verbosity, seed_everything
 
     seed_everything(seed)
     model = build_cnn(arrays["x_train"].shape[1:], config.dropout_rate)
-    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_model(model, settings)
     history = model.fit(
         arrays["x_train"], arrays["y_train"], epochs=config.epochs, batch_size=settings.batch_size,
         validation_data=(arrays["x_test"], arrays["y_test"]), callbacks=list(callbacks), verbose=fit_verbosity(),

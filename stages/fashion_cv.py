@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import ConfigError, build_config, config_dict, load_params, require, run_stage
-from stages.training import RunSettings, history_dict, write_run
+from stages.training import RunSettings, compile_model, history_dict, write_run
 
 log = logging.getLogger("stages.fashion_cv")
 
@@ -61,13 +61,13 @@ def train_fold(variant: DenseVariant, settings: RunSettings, seed: int, x_train,
     """Pure core: one model of `build_model` fitted on one split; returns (history, metrics)."""
     import keras
 
-    from stages.models import build_dense, fit_verbosity, make_optimizer, seed_everything
+    from stages.models import build_dense, fit_verbosity, seed_everything
 
     if settings.batch_size > len(x_train):
         raise ConfigError(f"fashion.training.batch_size: {settings.batch_size} is not allowed; a fold trains on {len(x_train)} images")
     seed_everything(seed)
     model = build_dense(x_train.shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
-    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_model(model, settings)
     callbacks = list(callbacks)
     stopper = None
     if variant.early_stopping_patience:

@@ -12,7 +12,7 @@ import numpy as np
 
 from stages.common import build_config, config_dict, load_params, require, run_stage
 from stages.fashion_cv import DenseVariant
-from stages.training import RunSettings, history_dict, write_run
+from stages.training import RunSettings, compile_model, history_dict, write_run
 
 log = logging.getLogger("stages.fashion_final")
 
@@ -29,11 +29,11 @@ class FinalModel:
 def train_final(variant: DenseVariant, settings: RunSettings, seed: int, arrays: dict, callbacks=()):
     import keras
 
-    from stages.models import build_dense, fit_verbosity, make_optimizer, seed_everything
+    from stages.models import build_dense, fit_verbosity, seed_everything
 
     seed_everything(seed)
     model = build_dense(arrays["x_train"].shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
-    model.compile(optimizer=make_optimizer(settings.optimizer, settings.learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    compile_model(model, settings)
     history = model.fit(arrays["x_train"], arrays["y_train"], epochs=settings.epochs, batch_size=settings.batch_size, callbacks=list(callbacks), verbose=fit_verbosity())
     test_loss, test_accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=10000, verbose=0)
     predicted = np.argmax(model.predict(arrays["x_test"], batch_size=10000, verbose=0), axis=1)

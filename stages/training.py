@@ -11,6 +11,11 @@ import keras
 
 from stages.common import atomic_path, require, write_json
 
+# Keras runs this many training steps per call into the compiled graph instead of one, so the
+# host round trip (Python, callbacks, data handoff) is paid once per 100 batches. The batches,
+# their order and every update stay the same: the losses match a one-step-per-call run exactly.
+STEPS_PER_EXECUTION = 100
+
 
 @dataclass(frozen=True)
 class RunSettings:
@@ -26,6 +31,22 @@ class RunSettings:
         require(self.batch_size >= 1, "batch_size", self.batch_size, "allowed: an integer >= 1")
         require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "allowed: adam, sgd")
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
+
+
+def compile_model(model: keras.Model, settings: RunSettings) -> keras.Model:
+    """`model.compile(optimizer, loss='sparse_categorical_crossentropy', metrics=['accuracy'])` as
+    the post calls it, run faster: several steps per execution and the train step compiled with
+    XLA (Keras's "auto" turns XLA off on a CPU-only TensorFlow; on JAX it is always on)."""
+    from stages.models import make_optimizer
+
+    model.compile(
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
+        jit_compile=True,
+    )
+    return model
 
 
 class LiveLogger(keras.callbacks.Callback):

@@ -1,0 +1,83 @@
+"""Run `dvc repro` and record how long each stage took: the full reproduction, timed.
+
+    python -m benchmarks.reproduce            # same as `dvc repro`, plus timings
+    python -m benchmarks.reproduce -- -s fashion_table   # anything after -- goes to dvc repro
+
+DVC's own output streams through unchanged. Each stage that ran gets its wall time (from DVC's
+"Running stage" line to the "Updating lock file" line after it, so DVC's own hashing counts)
+in reports/benchmarks/stage_times.json, merged with earlier records, so a reproduction resumed
+over several runs still adds up to the whole. Stages DVC skipped keep their last record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from stages.common import write_json
+
+RUNNING = re.compile(r"^Running stage '([^']+)'")
+LOCKED = re.compile(r"^Updating lock file")
+SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
+DEFAULT_OUT = Path("reports/benchmarks/stage_times.json")
+
+
+def table_of(stage: str) -> str:
+    """Which table a stage's time counts towards."""
+    name = stage.split("@")[0]
+    if name.startswith("mnist_tips"):
+        return "mnist_tips"
+    if name.startswith("fashion"):
+        return "fashion"
+    return "data" if name in ("fetch", "preprocess") else "report"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("dvc_args", nargs="*", help="passed to dvc repro (put them after --)")
+    args = parser.parse_args()
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    records = json.loads(args.out.read_text())["stages"] if args.out.is_file() else {}
+    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = time.perf_counter()
+    current, current_start, ran, skipped = None, 0.0, [], 0
+    proc = subprocess.Popen(["dvc", "repro", *args.dvc_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    try:
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            now = time.perf_counter()
+            if match := RUNNING.match(line):
+                current, current_start = match.group(1), now
+            elif LOCKED.match(line) and current:
+                records[current] = {"seconds": round(now - current_start, 1), "table": table_of(current), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                ran.append(current)
+                current = None
+                write_json(args.out, {"machine": platform.node(), "stages": records})  # after every stage: a kill loses nothing
+            elif SKIPPED.match(line):
+                skipped += 1
+    except KeyboardInterrupt:
+        proc.wait()
+        raise
+    rc = proc.wait()
+    wall = time.perf_counter() - started
+    write_json(args.out, {"machine": platform.node(), "stages": records})
+    runs_path = args.out.with_name("runs.json")
+    runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
+    runs.append({"started": started_at, "wall_seconds": round(wall, 1), "exit_code": rc, "stages_run": len(ran), "stages_skipped": skipped, "dvc_args": args.dvc_args})
+    write_json(runs_path, {"runs": runs})
+    print(f"benchmarks.reproduce: dvc repro exited {rc} after {wall:.0f} s; {len(ran)} stages ran, {skipped} skipped; times in {args.out}", file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
