@@ -65,9 +65,8 @@ def main() -> int:
                 write_json(args.out, {"machine": platform.node(), "stages": records})  # after every stage: a kill loses nothing
             elif SKIPPED.match(line):
                 skipped += 1
-    except KeyboardInterrupt:
-        proc.wait()
-        raise
+    except KeyboardInterrupt:  # Ctrl-C reaches DVC and its stage too; let them stop cleanly
+        pass
     rc = proc.wait()
     wall = time.perf_counter() - started
     write_json(args.out, {"machine": platform.node(), "stages": records})

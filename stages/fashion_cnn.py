@@ -79,6 +79,7 @@ def main(argv: list[str] | None) -> None:
     settings = build_config(RunSettings, {**load_params(args.params, "fashion", "training"), "epochs": config.epochs}, "fashion.training")
     with np.load(args.data) as npz:
         arrays = {k: npz[k] for k in npz.files}
+    settings.check_fits(len(arrays["x_train"]), "the CNN trains on")
     log.info(f"cnn seed {args.seed}: {config.epochs} epochs on {len(arrays['x_train'])} images, validated on the test set")
     metrics = write_run(args.out, lambda callbacks: train_cnn(config, settings, args.seed, arrays, callbacks), {"seed": args.seed, **config_dict(config), **config_dict(settings)})
     log.info(f"cnn seed {args.seed}: val_loss {metrics['val_loss']:.4f} val_accuracy {metrics['val_accuracy']:.4f}")

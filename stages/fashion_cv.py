@@ -63,8 +63,6 @@ def train_fold(variant: DenseVariant, settings: RunSettings, seed: int, x_train,
 
     from stages.models import build_dense, fit_verbosity, seed_everything
 
-    if settings.batch_size > len(x_train):
-        raise ConfigError(f"fashion.training.batch_size: {settings.batch_size} is not allowed; a fold trains on {len(x_train)} images")
     seed_everything(seed)
     model = build_dense(x_train.shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
     compile_model(model, settings)
@@ -109,6 +107,7 @@ def main(argv: list[str] | None) -> None:
     with np.load(args.data) as npz:
         images, labels = npz["x_train"], npz["y_train"]
     train, val = fold_indices(len(images), cv.k, args.fold)
+    settings.check_fits(len(train), "a fold trains on")
     label = f"{args.variant} seed {args.seed} fold {args.fold + 1}/{cv.k}"
     log.info(f"{label}: {len(train)} train / {len(val)} validation images, {variant}")
     started = time.perf_counter()

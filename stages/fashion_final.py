@@ -56,6 +56,7 @@ def main(argv: list[str] | None) -> None:
     settings = build_config(RunSettings, {**training, "epochs": final.epochs}, "fashion.training")
     with np.load(args.data) as npz:
         arrays = {k: npz[k] for k in npz.files}
+    settings.check_fits(len(arrays["x_train"]), "the final model trains on")
     log.info(f"final model seed {args.seed}: {variant}, {final.epochs} epochs on {len(arrays['x_train'])} images")
     config = {"seed": args.seed, **config_dict(variant), **config_dict(settings)}
     metrics = write_run(args.out, lambda callbacks: train_final(variant, settings, args.seed, arrays, callbacks), config)

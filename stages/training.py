@@ -9,7 +9,7 @@ from pathlib import Path
 
 import keras
 
-from stages.common import atomic_path, require, write_json
+from stages.common import ConfigError, atomic_path, require, write_json
 
 # Keras runs this many training steps per call into the compiled graph instead of one, so the
 # host round trip (Python, callbacks, data handoff) is paid once per 100 batches. The batches,
@@ -31,6 +31,12 @@ class RunSettings:
         require(self.batch_size >= 1, "batch_size", self.batch_size, "allowed: an integer >= 1")
         require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "allowed: adam, sgd")
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
+
+    def check_fits(self, images: int, what: str) -> None:
+        """Fail before training if one batch is larger than the data (Keras would quietly train
+        on one smaller batch, which is not the run the params describe)."""
+        if self.batch_size > images:
+            raise ConfigError(f"fashion.training.batch_size: {self.batch_size} is not allowed; allowed: at most {images}, the images {what}")
 
 
 def compile_model(model: keras.Model, settings: RunSettings) -> keras.Model:
