@@ -89,7 +89,7 @@ def build_config(cls: type, section: Mapping, where: str):
     values = {}
     for name, value in section.items():
         if not _check_type(value, hints[name]):
-            raise ConfigError(f"{where}.{name}: {value!r} is not a valid {_type_name(hints[name])}")
+            raise ConfigError(f"{where}.{name}: {value!r} is not allowed; allowed: {_type_name(hints[name])}")
         values[name] = tuple(value) if typing.get_origin(hints[name]) is tuple else value
     try:
         return cls(**values)
@@ -139,7 +139,16 @@ def format_difference(entry: Mapping | None, reference, digits: int = 4) -> str:
 
 
 def _type_name(annotation: typing.Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+    """A type hint in words: `a number`, `null or an integer`, `a list of integers`."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(annotation))
+    if origin in (tuple, list):
+        return f"a list of {_type_name(typing.get_args(annotation)[0]).split(' ', 1)[1]}s"
+    if origin is dict or annotation is dict:
+        return "a mapping"
+    words = {int: "an integer", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    return words.get(annotation, f"a {getattr(annotation, '__name__', annotation)}")
 
 
 def require(condition: bool, key: str, value: typing.Any, allowed: str) -> None:

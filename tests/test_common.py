@@ -61,9 +61,9 @@ def test_build_config_accepts_and_converts():
     [
         ({"units": [3], "colour": 1}, "section: unknown key(s) colour; allowed: units, rate, name"),
         ({"rate": 0.1}, "section: missing key(s) units"),
-        ({"units": [3], "rate": "high"}, "section.rate: 'high' is not a valid float"),
-        ({"units": [3], "rate": True}, "section.rate: True is not a valid float"),
-        ({"units": ["a"]}, "section.units: ['a'] is not a valid"),
+        ({"units": [3], "rate": "high"}, "section.rate: 'high' is not allowed; allowed: a number"),
+        ({"units": [3], "rate": True}, "section.rate: True is not allowed; allowed: a number"),
+        ({"units": ["a"]}, "section.units: ['a'] is not allowed; allowed: a list of integers"),
         ({"units": [3], "rate": 1.5}, "section.rate: 1.5 is not allowed; allowed: 0 <= rate < 1"),
         ([1, 2], "section: expected a mapping"),
     ],
