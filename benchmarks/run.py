@@ -1,0 +1,355 @@
+"""The benchmark harness: measure, then write reports/benchmarks.md and reports/benchmarks.json.
+
+    python -m benchmarks.run                       # every section (about 15 minutes on 2 cores)
+    python -m benchmarks.run --sections dvc,memory # some; the others keep their last results
+
+Sections:
+  throughput  images/s of each model family, our stage code against a plain Keras script doing
+              the identical training, each in a fresh process, measured in the same run
+  matmul      the machine's float32 matrix-multiply rate, the yardstick for achieved GFLOP/s
+  dvc         a no-op `dvc repro`, `dvc exp show`, `dvc metrics show` (median of 3)
+  rerun       `dvc exp run --temp` after one MNIST variant's learning rate changes: wall time
+              and how many stages ran
+  memory      peak resident memory of each training family (from the throughput runs) and of
+              the table stages, run for real into a scratch folder
+The wall time of each table comes from reports/benchmarks/stage_times.json, which
+`python -m benchmarks.reproduce` (dvc repro, timed) keeps. GPU timings, measured on a lent
+machine with Keras 3 on JAX, are read from reports/benchmarks/gpu*.json and marked as such.
+Run it on an idle machine: anything else running skews every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.reproduce import table_of
+from benchmarks.throughput import FAMILIES
+from stages.common import atomic_path, write_json
+
+OUT_JSON = Path("reports/benchmarks.json")
+OUT_MD = Path("reports/benchmarks.md")
+STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
+SECTIONS = ("matmul", "throughput", "dvc", "rerun", "memory")
+EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
+RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
+GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
+
+
+def say(message: str) -> None:
+    print(f"[benchmarks] {message}", file=sys.stderr, flush=True)
+
+
+def python_json(*args: str) -> dict:
+    """Run `python -m benchmarks.throughput ARGS` and return the JSON of its last stdout line."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmarks.throughput {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def timed(command: list[str], repeats: int = 3) -> dict:
+    seconds, output = [], ""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True)
+        seconds.append(time.perf_counter() - start)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-2000:]}")
+        output = done.stdout + done.stderr
+    return {"command": " ".join(command), "median_s": round(statistics.median(seconds), 2), "runs_s": [round(s, 2) for s in seconds], "output_tail": output.strip().splitlines()[-1:] }
+
+
+def section_matmul() -> dict:
+    say("matmul: float32 2048 x 2048 x 2048, 10 repeats")
+    return python_json("--matmul")
+
+
+def section_throughput(repeats: int) -> dict:
+    results = {}
+    for family, epochs in EPOCHS.items():
+        runs = {"plain": [], "ours": []}
+        for _ in range(repeats):
+            for impl in ("plain", "ours"):  # alternate, so drift in machine speed hits both
+                say(f"throughput: {family} {impl}, {epochs} epochs")
+                runs[impl].append(python_json("--family", family, "--impl", impl, "--epochs", str(epochs)))
+        best = {impl: max(r, key=lambda r: r["images_per_s"]) for impl, r in runs.items()}
+        results[family] = {
+            "variant": FAMILIES[family][1] or "cnn",
+            "plain": best["plain"],
+            "ours": best["ours"],
+            "ratio": round(best["ours"]["images_per_s"] / best["plain"]["images_per_s"], 2),
+            "repeats": repeats,
+        }
+        say(f"throughput: {family} ours/plain = {results[family]['ratio']}x")
+    return results
+
+
+def section_dvc() -> dict:
+    say("dvc: no-op repro, exp show, metrics show")
+    status = subprocess.run(["dvc", "status", "--quiet"], capture_output=True)
+    result = {
+        "pipeline_up_to_date": status.returncode == 0,
+        "stages": int(subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.count("\n")),
+        "repro_noop": timed(["dvc", "repro"]),
+        "exp_show": timed(["dvc", "exp", "show", "--no-pager" if _has_no_pager() else "--csv"]),
+        "metrics_show": timed(["dvc", "metrics", "show"]),
+    }
+    return result
+
+
+def _has_no_pager() -> bool:
+    return "--no-pager" in subprocess.run(["dvc", "exp", "show", "--help"], capture_output=True, text=True).stdout
+
+
+def section_rerun() -> dict:
+    """Change one variant's param in a temporary experiment; count what DVC reran."""
+    name = f"bench-rerun-{os.getpid()}"
+    say(f"rerun: dvc exp run --temp -S {RERUN_SET}")
+    start = time.perf_counter()
+    done = subprocess.run(["dvc", "exp", "run", "--temp", "--name", name, "-S", RERUN_SET], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    subprocess.run(["dvc", "exp", "remove", name], capture_output=True)
+    if done.returncode:
+        raise RuntimeError(f"dvc exp run failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    output = done.stdout + done.stderr
+    ran = re.findall(r"Running stage '([^']+)'", output)
+    return {"set": RERUN_SET, "wall_s": round(seconds, 1), "stages_run": ran, "stages_skipped": len(re.findall(r"didn't change, skipping", output))}
+
+
+def section_memory(throughput: dict) -> dict:
+    result = {family: entry["ours"]["peak_rss_mb"] for family, entry in throughput.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "fashion_table": ["python", "-m", "stages.fashion_table", "--runs", "reports/runs/fashion", "--metrics", f"{tmp}/m.json", "--table", f"{tmp}/t.md", "--figures", f"{tmp}/fig", "--curves", f"{tmp}/c.csv", "--predictions", f"{tmp}/p"],
+            "mnist_tips_table": ["python", "-m", "stages.mnist_tips_table", "--runs", "reports/runs/mnist_tips", "--metrics", f"{tmp}/mm.json", "--table", f"{tmp}/mt.md", "--curves", f"{tmp}/mc.csv", "--other-backend", "reports/mnist_tips_jax_h100.json"],
+        }
+        for name, command in commands.items():
+            say(f"memory: {name}")
+            done = subprocess.run(["/usr/bin/time", "-f", "%M", *command], capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"{name} failed:\n{done.stderr[-2000:]}")
+            result[name] = round(int(done.stderr.strip().splitlines()[-1]) / 1024, 1)
+    return result
+
+
+EARLIER_MNIST = Path("reports/benchmarks/mnist_tips_earlier_run.json")
+
+
+def stage_times() -> dict:
+    if not STAGE_TIMES.is_file():
+        return {}
+    stages = json.loads(STAGE_TIMES.read_text())["stages"]
+    tables: dict[str, dict] = {}
+    for name, record in stages.items():
+        table = tables.setdefault(record["table"], {"stages": 0, "seconds": 0.0, "slowest": ("", 0.0)})
+        table["stages"] += 1
+        table["seconds"] = round(table["seconds"] + record["seconds"], 1)
+        if record["seconds"] > table["slowest"][1]:
+            table["slowest"] = (name, record["seconds"])
+    runs_path = STAGE_TIMES.with_name("runs.json")
+    runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
+    earlier = json.loads(EARLIER_MNIST.read_text()) if EARLIER_MNIST.is_file() else None
+    return {"tables": tables, "runs": runs, "earlier_mnist_tips": earlier, "stage_names": sorted(stages)}
+
+
+def gpu_results() -> list[dict]:
+    found = []
+    for path in sorted(Path("reports/benchmarks").glob("gpu*.json")):
+        found.append({"file": str(path), **json.loads(path.read_text())})
+    jax_mnist = Path("reports/mnist_tips_jax_h100.json")
+    if jax_mnist.is_file():
+        data = json.loads(jax_mnist.read_text())
+        found.append({"file": str(jax_mnist), "what": "MNIST tips table, 30 units (10 rows x 3 seeds), tools.run_variants", "backend": data["backend"], "devices": data["devices"], "seconds": round(sum(r["seconds"] for r in data["runs"]), 1), "units": len(data["runs"])})
+    return found
+
+
+def reproduction_flops(params_path: Path = Path("params.yaml")) -> dict:
+    """Arithmetic of the whole reproduction, counted from params.yaml and the models' layers (the
+    early-stopping variant's epochs from its committed runs): a floor on its time at the
+    machine's matrix-multiply rate, whatever the implementation."""
+    from benchmarks.throughput import _dense_probe, forward_flops
+    from stages.common import load_params
+    from stages.fashion_cnn import build_cnn
+
+    tips, fashion = load_params(params_path, "mnist_tips"), load_params(params_path, "fashion")
+    n_tips, n_train = 10000, 60000
+    total = {"mnist_tips": 0.0, "fashion_cv": 0.0, "fashion_final": 0.0, "fashion_cnn": 0.0}
+    for variant in tips["variants"].values():
+        forward = forward_flops(_dense_probe(variant["hidden_units"], (784,)))
+        per_run = variant["epochs"] * (3 * forward * n_tips + forward * n_tips) + 2 * forward * n_tips
+        total["mnist_tips"] += per_run * len(tips["seeds"])
+    k = fashion["cross_validation"]["k"]
+    fold_train, fold_val = n_train - n_train // k, n_train // k
+    for name, variant in fashion["variants"].items():
+        forward = forward_flops(_dense_probe(variant["hidden_units"], (28, 28)))
+        for seed in fashion["seeds"]:
+            for fold in fashion["cross_validation"]["folds"]:
+                epochs = fashion["training"]["epochs"]
+                run = Path("reports/runs/fashion/cv") / name / f"seed{seed}" / f"fold{fold}" / "metrics.json"
+                if variant.get("early_stopping_patience") and run.is_file():
+                    epochs = json.loads(run.read_text())["epochs_run"]
+                total["fashion_cv"] += epochs * (3 * forward * fold_train + forward * fold_val)
+    forward = forward_flops(_dense_probe(fashion["final"]["model"]["hidden_units"], (28, 28)))
+    total["fashion_final"] = len(fashion["seeds"]) * fashion["final"]["epochs"] * 3 * forward * n_train
+    forward = forward_flops(build_cnn())
+    total["fashion_cnn"] = len(fashion["seeds"]) * fashion["cnn"]["epochs"] * (3 * forward * n_train + forward * 10000)
+    return {name: round(flops / 1e12, 2) for name, flops in total.items()}
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def goals(data: dict) -> list[str]:
+    """The performance issue's goals, each with the figure that decides it."""
+    lines = ["## Goals", "", "| goal | measured | verdict |", "|---|---|---|"]
+    tp = data.get("throughput", {})
+    for family, goal in GOALS.items():
+        if family in tp:
+            lines.append(f"| throughput {family} >= {goal}x the plain port | {tp[family]['ratio']}x | {'met' if tp[family]['ratio'] >= goal else 'missed'} |")
+    st = data.get("stage_times") or {}
+    tables = st.get("tables", {})
+    earlier = st.get("earlier_mnist_tips")
+    total = sum(t["seconds"] for t in tables.values()) + (earlier["wall_seconds"] if earlier and "mnist_tips" not in tables else 0)
+    timed = set(st.get("stage_names", [])) | (set(earlier["training_seconds_per_unit"]) if earlier and "mnist_tips" not in tables else set())
+    missing: dict[str, int] = {}
+    for unit in set(data.get("training_units", [])) - timed:
+        missing[table_of(unit)] = missing.get(table_of(unit), 0) + 1
+    if total:
+        verdict = "met" if total <= 5400 else "missed"
+        if any(missing.values()):
+            verdict = f"incomplete: {', '.join(f'{n} {t} training units' for t, n in missing.items() if n)} not timed yet"
+        lines.append(f"| full reproduction, 3 seeds, <= 90 min | {minutes(total)} (sum of the tables below) | {verdict} |")
+    tflop, mm = data.get("reproduction_tflop"), data.get("matmul")
+    if tflop and mm:
+        floor = sum(tflop.values()) * 1000 / mm["median_gflop_per_s"]
+        lines.append(f"| (floor) the reproduction's {sum(tflop.values()):.0f} TFLOP at the measured {mm['median_gflop_per_s']} GFLOP/s matmul rate | {minutes(floor)} | no implementation of the same math goes below this on this machine |")
+    dvc = data.get("dvc")
+    if dvc:
+        lines.append(f"| no-op `dvc repro` < 3 s | {dvc['repro_noop']['median_s']} s | {'met' if dvc['repro_noop']['median_s'] < 3 else 'missed'} |")
+        lines.append(f"| `dvc exp show` < 5 s | {dvc['exp_show']['median_s']} s | {'met' if dvc['exp_show']['median_s'] < 5 else 'missed'} |")
+    fashion_gpu = [g for g in data.get("gpu", []) if g.get("table") == "fashion_cv"]
+    lines.append("| GPU: Fashion-MNIST CV table, 1 seed, <= 60 s on one H100 | "
+                 + (f"{fashion_gpu[0]['seconds']} s | {'met' if fashion_gpu[0]['seconds'] <= 60 else 'missed'} |" if fashion_gpu else "not measured: no GPU machine was lent to this session | open |"))
+    return lines + [""]
+
+
+def render(data: dict) -> str:
+    lines = ["# Benchmarks", "", f"Written by `python -m benchmarks.run` on {data['machine']}; raw numbers in `reports/benchmarks.json`. "
+             "Throughput is the median epoch after the first (which traces and compiles); FLOPs count Dense and Conv2D "
+             "multiply-adds, a training step as 3 x the forward pass, plus the validation forward pass where the run has one.", ""]
+    mm = data.get("matmul")
+    if mm:
+        lines += [f"Machine yardstick: float32 2048^3 matrix multiply through Keras ({mm['backend']}): {mm['median_gflop_per_s']} GFLOP/s median, {mm['best_gflop_per_s']} best.", ""]
+    tp = data.get("throughput")
+    if tp:
+        lines += ["## Training throughput: our stage code against the plain port", "",
+                  "| family (variant) | plain images/s | ours images/s | ours / plain | goal | plain GFLOP/s | ours GFLOP/s | ours % of matmul rate |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for family, entry in tp.items():
+            goal = GOALS[family]
+            share = f"{100 * entry['ours']['gflop_per_s'] / mm['median_gflop_per_s']:.0f}%" if mm else "n/a"
+            verdict = "met" if entry["ratio"] >= goal else "missed"
+            lines.append(f"| {family} ({entry['variant']}) | {entry['plain']['images_per_s']:,.0f} | {entry['ours']['images_per_s']:,.0f} | {entry['ratio']}x | >= {goal}x, {verdict} | {entry['plain']['gflop_per_s']} | {entry['ours']['gflop_per_s']} | {share} |")
+        lines += ["", "Epoch seconds (first epoch, then the rest): " + "; ".join(
+            f"{family} plain {e['plain']['epoch_s']} ours {e['ours']['epoch_s']}" for family, e in tp.items()) + ".", ""]
+        mnist = [e for f, e in tp.items() if f.startswith("mnist")]
+        if mnist and mnist[0]["ours"]["validation_images"]:
+            lines += ["Our MNIST stage also evaluates the 10,000 test images after every epoch (the per-epoch test curve the "
+                      "plots draw); the post's script does not, so each of our epochs does a third more arithmetic. GFLOP/s counts it.", ""]
+    lines += goals(data)
+    st = data.get("stage_times")
+    if st and st.get("tables"):
+        lines += ["## Wall time of the full reproduction, per table", "",
+                  "Sum of each stage's wall time (DVC's own hashing and each process's start included) from "
+                  "`reports/benchmarks/stage_times.json`, kept by `python -m benchmarks.reproduce`.", "",
+                  "| table | stages | wall time | slowest stage |", "|---|---:|---:|---|"]
+        total = 0.0
+        for table, entry in sorted(st["tables"].items()):
+            total += entry["seconds"]
+            lines.append(f"| {table} | {entry['stages']} | {minutes(entry['seconds'])} | {entry['slowest'][0]} ({entry['slowest'][1]:.0f} s) |")
+        lines += [f"| all | {sum(e['stages'] for e in st['tables'].values())} | {minutes(total)} | |", ""]
+        earlier = st.get("earlier_mnist_tips")
+        if earlier and "mnist_tips" not in st["tables"]:
+            lines += [f"The MNIST tips table did not rerun here (its code is unchanged); its last full run took {minutes(earlier['wall_seconds'])} "
+                      f"of wall time for {earlier['units']} units ({earlier['training_seconds_total']} s of it inside `model.fit`/`evaluate`), "
+                      f"finished {earlier['finished']} ({EARLIER_MNIST}; {earlier['note']}).", ""]
+        if st.get("runs"):
+            lines += ["`benchmarks.reproduce` runs: " + "; ".join(
+                f"{r['started']}: {minutes(r['wall_seconds'])}, {r['stages_run']} ran, {r['stages_skipped']} skipped, exit {r['exit_code']}" for r in st["runs"]) + ".", ""]
+    dvc = data.get("dvc")
+    if dvc:
+        lines += ["## DVC commands on the full pipeline", "", f"{dvc['stages']} stages; pipeline up to date: {dvc['pipeline_up_to_date']}.", "",
+                  "| command | median of 3 | runs |", "|---|---:|---|"]
+        for key in ("repro_noop", "exp_show", "metrics_show"):
+            lines.append(f"| `{dvc[key]['command']}` | {dvc[key]['median_s']} s | {dvc[key]['runs_s']} |")
+        lines.append("")
+    rr = data.get("rerun")
+    if rr:
+        lines += ["## Rerun after one variant's param changes", "",
+                  f"`dvc exp run --temp -S {rr['set']}`: {rr['wall_s']} s; ran {len(rr['stages_run'])} stages "
+                  f"({', '.join(rr['stages_run'])}), {rr['stages_skipped']} skipped.", ""]
+    mem = data.get("memory")
+    if mem:
+        heaviest = max(mem, key=mem.get)
+        lines += ["## Peak resident memory", "", "| process | peak RSS |", "|---|---:|"]
+        lines += [f"| {name} | {mb:,.0f} MB |" for name, mb in mem.items()]
+        lines += ["", f"Heaviest: {heaviest}, {mem[heaviest]:,.0f} MB (training families: one process of our stage code on the full data).", ""]
+    gpu = data.get("gpu", [])
+    lines += ["## GPU (measured on a lent machine, Keras 3 on JAX; marked, not comparable with the CPU rows)", ""]
+    if gpu:
+        for entry in gpu:
+            lines.append(f"- {entry.get('what', entry['file'])}: {entry.get('seconds', '?')} s on {entry.get('devices')} ({entry['file']})")
+    else:
+        lines.append("- none recorded")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
+    parser.add_argument("--repeats", type=int, default=1, help="throughput runs per family and implementation (the best counts)")
+    args = parser.parse_args()
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
+
+    data = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    if "matmul" in sections:
+        data["matmul"] = section_matmul()
+    if "throughput" in sections:
+        data["throughput"] = section_throughput(args.repeats)
+    if "dvc" in sections:
+        data["dvc"] = section_dvc()
+    if "rerun" in sections:
+        data["rerun"] = section_rerun()
+    if "memory" in sections:
+        data["memory"] = section_memory(data.get("throughput", {}))
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+    data["training_units"] = sorted(n for n in listed if "@" in n and table_of(n) in ("fashion", "mnist_tips"))
+    data["reproduction_tflop"] = reproduction_flops()
+    data["stage_times"] = stage_times()
+    data["gpu"] = gpu_results()
+    data["machine"] = f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    data["written"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    write_json(OUT_JSON, data)
+    with atomic_path(OUT_MD) as tmp:
+        tmp.write_text(render(data), encoding="utf-8")
+    say(f"wrote {OUT_MD} and {OUT_JSON}")
+
+
+if __name__ == "__main__":
+    main()
