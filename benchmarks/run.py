@@ -7,6 +7,7 @@ Sections:
   throughput  images/s of each model family, our stage code against a plain Keras script doing
               the identical training, each in a fresh process, measured in the same run
   matmul      the machine's float32 matrix-multiply rate, the yardstick for achieved GFLOP/s
+  parallel    thread settings and two units side by side, for the dense families
   dvc         a no-op `dvc repro`, `dvc exp show`, `dvc metrics show` (median of 3)
   rerun       `dvc exp run --temp` after one MNIST variant's learning rate changes: wall time
               and how many stages ran
@@ -40,7 +41,7 @@ from stages.common import atomic_path, write_json
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "dvc", "rerun", "memory")
+SECTIONS = ("matmul", "throughput", "parallel", "dvc", "rerun", "memory")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -50,9 +51,9 @@ def say(message: str) -> None:
     print(f"[benchmarks] {message}", file=sys.stderr, flush=True)
 
 
-def python_json(*args: str) -> dict:
+def python_json(*args: str, env: dict | None = None) -> dict:
     """Run `python -m benchmarks.throughput ARGS` and return the JSON of its last stdout line."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", *args], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", *args], capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"benchmarks.throughput {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -95,17 +96,44 @@ def section_throughput(repeats: int) -> dict:
     return results
 
 
+ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+
+
+def section_parallel() -> dict:
+    """Thread settings and side-by-side units, by measurement: one unit with TensorFlow's default
+    threads (one per core), one unit on one thread, and two one-thread units at once."""
+    results = {}
+    for family in ("fashion_dense64", "fashion_dense256x2"):
+        args = ["--family", family, "--impl", "ours", "--epochs", str(EPOCHS[family])]
+        say(f"parallel: {family}, default threads / one thread / two one-thread processes at once")
+        default = python_json(*args)
+        single = python_json(*args, env=dict(os.environ, **ONE_THREAD))
+        procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.throughput", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, **ONE_THREAD)) for _ in range(2)]
+        pair = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        results[family] = {
+            "default_threads_images_per_s": default["images_per_s"],
+            "one_thread_images_per_s": single["images_per_s"],
+            "two_side_by_side_images_per_s": round(sum(r["images_per_s"] for r in pair), 1),
+        }
+    return results
+
+
+def require_up_to_date(what: str) -> None:
+    """A `dvc repro` or experiment on an out-of-date pipeline would train what is missing."""
+    if subprocess.run(["dvc", "status", "--quiet"], capture_output=True).returncode != 0:
+        raise RuntimeError(f"the pipeline is not up to date (dvc status); finish `dvc repro` before {what}")
+
+
 def section_dvc() -> dict:
     say("dvc: no-op repro, exp show, metrics show")
-    status = subprocess.run(["dvc", "status", "--quiet"], capture_output=True)
-    result = {
-        "pipeline_up_to_date": status.returncode == 0,
+    require_up_to_date("timing DVC's commands")
+    return {
+        "pipeline_up_to_date": True,
         "stages": int(subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.count("\n")),
         "repro_noop": timed(["dvc", "repro"]),
         "exp_show": timed(["dvc", "exp", "show", "--no-pager" if _has_no_pager() else "--csv"]),
         "metrics_show": timed(["dvc", "metrics", "show"]),
     }
-    return result
 
 
 def _has_no_pager() -> bool:
@@ -114,6 +142,7 @@ def _has_no_pager() -> bool:
 
 def section_rerun() -> dict:
     """Change one variant's param in a temporary experiment; count what DVC reran."""
+    require_up_to_date("timing a one-variant rerun")
     name = f"bench-rerun-{os.getpid()}"
     say(f"rerun: dvc exp run --temp -S {RERUN_SET}")
     start = time.perf_counter()
@@ -269,6 +298,14 @@ def render(data: dict) -> str:
             lines += ["Our MNIST stage also evaluates the 10,000 test images after every epoch (the per-epoch test curve the "
                       "plots draw); the post's script does not, so each of our epochs does a third more arithmetic. GFLOP/s counts it.", ""]
     lines += goals(data)
+    par = data.get("parallel")
+    if par:
+        lines += ["## Threads and side-by-side units (our stage code)", "",
+                  "| family | default threads (one per core) | one thread | two one-thread units at once, combined |", "|---|---:|---:|---:|"]
+        for family, entry in par.items():
+            lines.append(f"| {family} | {entry['default_threads_images_per_s']:,.0f} images/s | {entry['one_thread_images_per_s']:,.0f} | {entry['two_side_by_side_images_per_s']:,.0f} |")
+        lines += ["", "`dvc repro` runs one stage at a time, so side-by-side units need separate `dvc repro` calls "
+                  "on disjoint targets or queued experiments (`dvc queue start -j 2`); the stages keep TensorFlow's default threads.", ""]
     st = data.get("stage_times")
     if st and st.get("tables"):
         lines += ["## Wall time of the full reproduction, per table", "",
@@ -290,7 +327,7 @@ def render(data: dict) -> str:
                 f"{r['started']}: {minutes(r['wall_seconds'])}, {r['stages_run']} ran, {r['stages_skipped']} skipped, exit {r['exit_code']}" for r in st["runs"]) + ".", ""]
     dvc = data.get("dvc")
     if dvc:
-        lines += ["## DVC commands on the full pipeline", "", f"{dvc['stages']} stages; pipeline up to date: {dvc['pipeline_up_to_date']}.", "",
+        lines += ["## DVC commands on the full pipeline", "", f"{dvc['stages']} stages, all up to date.", "",
                   "| command | median of 3 | runs |", "|---|---:|---|"]
         for key in ("repro_noop", "exp_show", "metrics_show"):
             lines.append(f"| `{dvc[key]['command']}` | {dvc[key]['median_s']} s | {dvc[key]['runs_s']} |")
@@ -332,6 +369,8 @@ def main() -> None:
         data["matmul"] = section_matmul()
     if "throughput" in sections:
         data["throughput"] = section_throughput(args.repeats)
+    if "parallel" in sections:
+        data["parallel"] = section_parallel()
     if "dvc" in sections:
         data["dvc"] = section_dvc()
     if "rerun" in sections:
