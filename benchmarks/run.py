@@ -56,7 +56,12 @@ def python_json(*args: str, env: dict | None = None) -> dict:
     done = subprocess.run([sys.executable, "-m", "benchmarks.throughput", *args], capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"benchmarks.throughput {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json(done.stdout)
+
+
+def last_json(stdout: str) -> dict:
+    """benchmarks.throughput prints its result as the last line, after Keras's own output."""
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 def timed(command: list[str], repeats: int = 3) -> dict:
@@ -109,7 +114,7 @@ def section_parallel() -> dict:
         default = python_json(*args)
         single = python_json(*args, env=dict(os.environ, **ONE_THREAD))
         procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.throughput", *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, **ONE_THREAD)) for _ in range(2)]
-        pair = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+        pair = [last_json(p.communicate()[0]) for p in procs]
         results[family] = {
             "default_threads_images_per_s": default["images_per_s"],
             "one_thread_images_per_s": single["images_per_s"],
@@ -211,7 +216,7 @@ def reproduction_flops(params_path: Path = Path("params.yaml")) -> dict:
     """Arithmetic of the whole reproduction, counted from params.yaml and the models' layers (the
     early-stopping variant's epochs from its committed runs): a floor on its time at the
     machine's matrix-multiply rate, whatever the implementation."""
-    from benchmarks.throughput import _dense_probe, forward_flops
+    from benchmarks.throughput import dense_probe, forward_flops
     from stages.common import load_params
     from stages.fashion_cnn import build_cnn
 
@@ -219,13 +224,13 @@ def reproduction_flops(params_path: Path = Path("params.yaml")) -> dict:
     n_tips, n_train = 10000, 60000
     total = {"mnist_tips": 0.0, "fashion_cv": 0.0, "fashion_final": 0.0, "fashion_cnn": 0.0}
     for variant in tips["variants"].values():
-        forward = forward_flops(_dense_probe(variant["hidden_units"], (784,)))
+        forward = forward_flops(dense_probe(variant["hidden_units"], (784,)))
         per_run = variant["epochs"] * (3 * forward * n_tips + forward * n_tips) + 2 * forward * n_tips
         total["mnist_tips"] += per_run * len(tips["seeds"])
     k = fashion["cross_validation"]["k"]
     fold_train, fold_val = n_train - n_train // k, n_train // k
     for name, variant in fashion["variants"].items():
-        forward = forward_flops(_dense_probe(variant["hidden_units"], (28, 28)))
+        forward = forward_flops(dense_probe(variant["hidden_units"], (28, 28)))
         for seed in fashion["seeds"]:
             for fold in fashion["cross_validation"]["folds"]:
                 epochs = fashion["training"]["epochs"]
@@ -233,7 +238,7 @@ def reproduction_flops(params_path: Path = Path("params.yaml")) -> dict:
                 if variant.get("early_stopping_patience") and run.is_file():
                     epochs = json.loads(run.read_text())["epochs_run"]
                 total["fashion_cv"] += epochs * (3 * forward * fold_train + forward * fold_val)
-    forward = forward_flops(_dense_probe(fashion["final"]["model"]["hidden_units"], (28, 28)))
+    forward = forward_flops(dense_probe(fashion["final"]["model"]["hidden_units"], (28, 28)))
     total["fashion_final"] = len(fashion["seeds"]) * fashion["final"]["epochs"] * 3 * forward * n_train
     forward = forward_flops(build_cnn())
     total["fashion_cnn"] = len(fashion["seeds"]) * fashion["cnn"]["epochs"] * (3 * forward * n_train + forward * 10000)

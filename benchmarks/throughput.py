@@ -35,22 +35,22 @@ FAMILIES = {
 }
 
 
-class EpochTimer:
-    def __new__(cls):
-        import keras
+def epoch_timer():
+    """A Keras callback that records each epoch's wall time in `.seconds`."""
+    import keras
 
-        class _Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds: list[float] = []
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self._start = time.perf_counter()
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
 
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._start)
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
 
-        return _Timer()
+    return EpochTimer()
 
 
 def forward_flops(model) -> int:
@@ -128,7 +128,9 @@ def measure(family: str, impl: str, epochs: int, seed: int, params: Path) -> dic
     from stages.training import RunSettings
 
     table, variant_name = FAMILIES[family]
-    timer = EpochTimer()
+    timer = epoch_timer()
+    if table != "mnist_tips":  # every Fashion-MNIST run shares fashion.training
+        settings = replace(build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training"), epochs=epochs)
     if table == "mnist_tips":
         from stages.mnist_tips import train_and_evaluate, variant_config
 
@@ -140,13 +142,12 @@ def measure(family: str, impl: str, epochs: int, seed: int, params: Path) -> dic
         else:
             train_and_evaluate(variant, seed, arrays, [timer])
             n_val = len(arrays["x_test"])  # our stage also records the test curve every epoch
-        flops_model = _dense_probe(variant.hidden_units, (784,))
+        flops_model = dense_probe(variant.hidden_units, (784,))
         batch = variant.batch_size
     elif table == "fashion":
         from stages.fashion_cv import DenseVariant, fold_indices, train_fold
 
         variant = build_config(DenseVariant, load_params(params, "fashion", "variants", variant_name), f"fashion.variants.{variant_name}")
-        settings = replace(build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training"), epochs=epochs)
         arrays = load("fashion_dense")
         train, val = fold_indices(len(arrays["x_train"]), 5, 0)
         x_train, y_train = arrays["x_train"][train], arrays["y_train"][train]
@@ -156,13 +157,12 @@ def measure(family: str, impl: str, epochs: int, seed: int, params: Path) -> dic
         else:
             train_fold(variant, settings, seed, x_train, y_train, x_val, y_val, [timer])
         n_train, n_val = len(x_train), len(x_val)
-        flops_model = _dense_probe(variant.hidden_units, (28, 28))
+        flops_model = dense_probe(variant.hidden_units, (28, 28))
         batch = settings.batch_size
     else:
         from stages.fashion_cnn import CnnConfig, build_cnn, train_cnn
 
         config = replace(build_config(CnnConfig, load_params(params, "fashion", "cnn"), "fashion.cnn"), epochs=epochs)
-        settings = replace(build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training"), epochs=epochs)
         arrays = load("fashion_cnn")
         if impl == "plain":
             plain_cnn(arrays, epochs, seed, timer)
@@ -196,7 +196,7 @@ def measure(family: str, impl: str, epochs: int, seed: int, params: Path) -> dic
     }
 
 
-def _dense_probe(hidden_units, input_shape):
+def dense_probe(hidden_units, input_shape):
     """The dense net's shape, for counting FLOPs (weights are never used)."""
     from stages.models import build_dense
 

@@ -9,9 +9,11 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -124,12 +126,16 @@ def commit(project: Path, message: str) -> None:
     run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-qm", message], project)
 
 
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command with this interpreter's environment first on PATH (so dvc.yaml's `python`
-    is the one with the project's dependencies)."""
+def command_env(env: dict | None = None) -> dict:
+    """This process's environment plus `env`, with this interpreter's environment first on PATH
+    (so dvc.yaml's `python` is the one with the project's dependencies)."""
     full_env = dict(os.environ, **(env or {}))
     full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
-    result = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    return full_env
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=command_env(env), capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -137,6 +143,27 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True) 
 
 def dvc(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "dvc", *args], cwd, **kwargs)
+
+
+def start_dvc(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start a dvc command in a process group of its own, so a test can signal all of it."""
+    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def wait_for_training(proc: subprocess.Popen, units: int, pattern: str = r"Running stage '(fashion_cv@[^']+)'") -> list[str]:
+    """Read DVC's output until the `units`-th stage matching `pattern` is inside its second
+    epoch; return the stages started so far."""
+    started, deadline = [], time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        if match := re.match(pattern, line):
+            started.append(match.group(1))
+        if len(started) == units and line.startswith("Epoch 2/"):
+            return started
+    raise AssertionError(f"never reached training of unit {units}: {started}")
 
 
 @pytest.fixture(scope="session")

@@ -4,13 +4,13 @@ table a stage's time counts towards."""
 import pytest
 
 from benchmarks.reproduce import RUNNING, SKIPPED, table_of
-from benchmarks.throughput import _dense_probe, forward_flops
+from benchmarks.throughput import dense_probe, forward_flops
 from stages.fashion_cnn import build_cnn
 
 
 def test_dense_forward_flops_are_two_per_multiply_add():
-    assert forward_flops(_dense_probe([64], (28, 28))) == 2 * (784 * 64 + 64 * 10)
-    assert forward_flops(_dense_probe([689, 689], (784,))) == 2 * (784 * 689 + 689 * 689 + 689 * 10)
+    assert forward_flops(dense_probe([64], (28, 28))) == 2 * (784 * 64 + 64 * 10)
+    assert forward_flops(dense_probe([689, 689], (784,))) == 2 * (784 * 689 + 689 * 689 + 689 * 10)
 
 
 def test_cnn_forward_flops_count_every_output_pixel():

@@ -3,15 +3,11 @@ fold), the aggregated table and figures, and an interrupted run resuming without
 
 import json
 import os
-import re
 import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 
-from tests.conftest import dvc
+from tests.conftest import dvc, start_dvc, wait_for_training
 
 
 def test_every_fold_is_its_own_stage(smoke):
@@ -57,26 +53,17 @@ def test_table_metrics_and_figures(smoke):
 
 def test_killed_run_resumes_without_retraining_finished_folds(smoke):
     """Kill `dvc repro` inside a training stage; the next repro reruns only unfinished units."""
-    project, env = smoke["path"], dict(os.environ, **smoke["env"])
-    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    project = smoke["path"]
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("epochs: 3", "epochs: 4", 1))
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "dvc", "repro", "fashion_cv"], cwd=project, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        # DVC runs one stage at a time: once a second training unit starts, the first is done.
-        started = []
-        deadline = time.monotonic() + 300
-        while len(started) < 2 and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            match = re.match(r"Running stage '(fashion_cv@[^']+)'", line)
-            if match:
-                started.append(match.group(1))
-        time.sleep(3)  # inside the second unit's training
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        # DVC runs one stage at a time: once a second training unit trains, the first is done.
+        proc = start_dvc(["repro", "fashion_cv"], project, smoke["env"])
+        try:
+            started = wait_for_training(proc, 2)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         assert len(started) == 2, started
         finished, killed = started
         resumed = dvc(["repro", "fashion_cv"], project, env=smoke["env"]).stdout

@@ -11,7 +11,6 @@ import copy
 import importlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from stages.common import ConfigError
-from tests.conftest import ROOT, dvc
+from tests.conftest import ROOT, command_env, dvc, start_dvc, wait_for_training
 
 # ---------------------------------------------------------------------------------------------
 # Params validation through the stage entry points
@@ -156,34 +155,9 @@ def test_command_line_refusal_is_one_line_and_exit_1(tmp_path):
 # The pipeline under faults, on the smoke project
 
 
-def _env(smoke) -> dict:
-    env = dict(os.environ, **smoke["env"])
-    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
-    return env
-
-
 def _snapshot(root: Path) -> dict[str, bytes]:
     """Every result file under `root` (metrics, histories, configs, dvclive curves), as bytes."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and ".tmp" not in str(p)}
-
-
-def _start(smoke, args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=smoke["path"], env=_env(smoke),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def _wait_for_training(proc: subprocess.Popen, units: int, pattern: str = r"Running stage '(fashion_cv@[^']+)'") -> list[str]:
-    """Read DVC's output until the `units`-th matching stage is inside its second epoch."""
-    started, deadline = [], time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        if match := re.match(pattern, line):
-            started.append(match.group(1))
-        if len(started) == units and line.startswith("Epoch 2/"):
-            return started
-    raise AssertionError(f"never reached training of unit {units}: {started}")
 
 
 def _unit_dir(project: Path, stage: str) -> Path:
@@ -199,9 +173,9 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
     project = smoke["path"]
     runs = project / "reports/runs/fashion/cv"
     uninterrupted = _snapshot(runs)  # the smoke fixture's run, never interrupted
-    proc = _start(smoke, ["repro", "--force", "fashion_cv"])
+    proc = start_dvc(["repro", "--force", "fashion_cv"], smoke["path"], smoke["env"])
     try:
-        finished, killed = _wait_for_training(proc, 2)
+        finished, killed = wait_for_training(proc, 2)
     finally:
         os.killpg(proc.pid, sig)
         proc.wait(timeout=120)
@@ -223,9 +197,9 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
 def test_second_repro_is_locked_out_and_corrupts_nothing(smoke):
     project = smoke["path"]
     before = _snapshot(project / "reports")
-    proc = _start(smoke, ["repro", "--force", "fashion_cv"])
+    proc = start_dvc(["repro", "--force", "fashion_cv"], smoke["path"], smoke["env"])
     try:
-        _wait_for_training(proc, 1)
+        wait_for_training(proc, 1)
         started = time.monotonic()
         second = dvc(["repro"], project, env=smoke["env"], check=False)
         waited = time.monotonic() - started
@@ -299,7 +273,7 @@ def test_a_flipped_byte_in_raw_data_is_caught_before_training(smoke, tmp_path):
         # Our stage sees it too, if run by hand: preprocess re-verifies every file and writes nothing.
         out = tmp_path / "prepared.npz"
         result = subprocess.run([sys.executable, "-m", "stages.preprocess", "--variant", "mnist_tips", "--raw", str(raw.parent), "--out", str(out)],
-                                cwd=project, env=_env(smoke), capture_output=True, text=True)
+                                cwd=project, env=command_env(env), capture_output=True, text=True)
         assert result.returncode == 1 and name in result.stderr and "error:" in result.stderr, result.stderr
         assert not out.exists()
         # `dvc repro` puts a good copy back (from DVC's cache, or by fetching again); the
