@@ -2,6 +2,7 @@
 
     python -m benchmarks.run                       # every section (about 15 minutes on 2 cores)
     python -m benchmarks.run --sections dvc,memory # some; the others keep their last results
+    python -m benchmarks.run --sections throughput --families mnist_3x689,mnist_11x689
 
 Sections:
   throughput  images/s of each model family, our stage code against a plain Keras script doing
@@ -81,9 +82,11 @@ def section_matmul() -> dict:
     return python_json("--matmul")
 
 
-def section_throughput(repeats: int) -> dict:
-    results = {}
+def section_throughput(repeats: int, families: list[str], earlier: dict) -> dict:
+    results = {family: entry for family, entry in earlier.items() if family not in families}  # kept as measured before
     for family, epochs in EPOCHS.items():
+        if family not in families:
+            continue
         runs = {"plain": [], "ours": []}
         for _ in range(repeats):
             for impl in ("plain", "ours"):  # alternate, so drift in machine speed hits both
@@ -96,6 +99,7 @@ def section_throughput(repeats: int) -> dict:
             "ours": best["ours"],
             "ratio": round(best["ours"]["images_per_s"] / best["plain"]["images_per_s"], 2),
             "repeats": repeats,
+            "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         say(f"throughput: {family} ours/plain = {results[family]['ratio']}x")
     return results
@@ -296,19 +300,19 @@ def render(data: dict) -> str:
     tp = data.get("throughput")
     if tp:
         lines += ["## Training throughput: our stage code against the plain port", "",
-                  "| family (variant) | plain images/s | ours images/s | ours / plain | goal | plain GFLOP/s | ours GFLOP/s | ours % of matmul rate |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| family (variant) | plain images/s | ours images/s | ours / plain | goal | plain GFLOP/s | ours GFLOP/s | ours % of matmul rate | measured |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
         for family, entry in tp.items():
             goal = GOALS[family]
             share = f"{100 * entry['ours']['gflop_per_s'] / mm['median_gflop_per_s']:.0f}%" if mm else "n/a"
             verdict = "met" if entry["ratio"] >= goal else "missed"
-            lines.append(f"| {family} ({entry['variant']}) | {entry['plain']['images_per_s']:,.0f} | {entry['ours']['images_per_s']:,.0f} | {entry['ratio']}x | >= {goal}x, {verdict} | {entry['plain']['gflop_per_s']} | {entry['ours']['gflop_per_s']} | {share} |")
+            lines.append(f"| {family} ({entry['variant']}) | {entry['plain']['images_per_s']:,.0f} | {entry['ours']['images_per_s']:,.0f} | {entry['ratio']}x | >= {goal}x, {verdict} | {entry['plain']['gflop_per_s']} | {entry['ours']['gflop_per_s']} | {share} | {entry['measured'][:10]} |")
         lines += ["", "Epoch seconds (first epoch, then the rest): " + "; ".join(
             f"{family} plain {e['plain']['epoch_s']} ours {e['ours']['epoch_s']}" for family, e in tp.items()) + ".", ""]
         mnist = [e for f, e in tp.items() if f.startswith("mnist")]
         if mnist and mnist[0]["ours"]["validation_images"]:
             lines += ["Our MNIST stage also evaluates the 10,000 test images after every epoch (the per-epoch test curve the "
-                      "plots draw); the post's script does not, so each of our epochs does a third more arithmetic. GFLOP/s counts it.", ""]
+                      "plots draw); the post's script does not, so each of our epochs does a third more arithmetic (in one batch of 10,000). GFLOP/s counts it.", ""]
     lines += goals(data)
     par = data.get("parallel")
     if par:
@@ -316,8 +320,9 @@ def render(data: dict) -> str:
                   "| family | default threads (one per core) | one thread | two one-thread units at once, combined |", "|---|---:|---:|---:|"]
         for family, entry in par.items():
             lines.append(f"| {family} | {entry['default_threads_images_per_s']:,.0f} images/s | {entry['one_thread_images_per_s']:,.0f} | {entry['two_side_by_side_images_per_s']:,.0f} |")
-        lines += ["", "`dvc repro` runs one stage at a time, so side-by-side units need separate `dvc repro` calls "
-                  "on disjoint targets or queued experiments (`dvc queue start -j 2`); the stages keep TensorFlow's default threads.", ""]
+        lines += ["", "`dvc repro` runs one stage at a time; `python -m benchmarks.reproduce --jobs 2` runs two out-of-date stages "
+                  "at a time, each through `dvc repro --single-item`, with TensorFlow's default threads: one thread per unit (the last "
+                  "column) would be faster but changes the last bits of the results, since TensorFlow splits its sums by thread count.", ""]
     st = data.get("stage_times")
     if st and st.get("tables"):
         lines += ["## Wall time of the full reproduction, per table", "",
@@ -372,16 +377,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, from {', '.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, default=1, help="throughput runs per family and implementation (the best counts)")
+    parser.add_argument("--families", default=",".join(EPOCHS), help="throughput: comma-separated families to measure; the others keep their last results")
     args = parser.parse_args()
+    families = [f for f in args.families.split(",") if f]
+    if set(families) - set(EPOCHS):
+        parser.error(f"unknown families {sorted(set(families) - set(EPOCHS))}; allowed: {', '.join(EPOCHS)}")
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; allowed: {', '.join(SECTIONS)}")
 
     data = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    for entry in data.get("throughput", {}).values():  # results from before entries carried a date
+        entry.setdefault("measured", data.get("written", "unknown"))
     measure = {
         "matmul": section_matmul,
-        "throughput": lambda: section_throughput(args.repeats),
+        "throughput": lambda: section_throughput(args.repeats, families, data.get("throughput", {})),
         "parallel": section_parallel,
         "dvc": section_dvc,
         "rerun": section_rerun,

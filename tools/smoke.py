@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore", "reports/mnist_tips_jax_h100.json")
-PROJECT_DIRS = ("stages", "tools", "floors", ".dvc/plots")
+PROJECT_DIRS = ("stages", "tools", "benchmarks", "floors", ".dvc/plots")
 
 
 def smoke_params(params: dict) -> dict:
