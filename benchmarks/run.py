@@ -9,6 +9,8 @@ Sections:
               the identical training, each in a fresh process, measured in the same run
   matmul      the machine's float32 matrix-multiply rate, the yardstick for achieved GFLOP/s
   parallel    thread settings and two units side by side, for the dense families
+  units       two whole stage units one after the other and side by side (default threads):
+              the gain of `benchmarks.reproduce --jobs 2`, and whether results stay the same
   dvc         a no-op `dvc repro`, `dvc exp show`, `dvc metrics show` (median of 3)
   rerun       `dvc exp run --temp` after one MNIST variant's learning rate changes: wall time
               and how many stages ran
@@ -42,7 +44,7 @@ from stages.common import atomic_path, write_json
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "parallel", "dvc", "rerun", "memory")
+SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -127,6 +129,45 @@ def section_parallel() -> dict:
     return results
 
 
+# Two real units of a table, as their stages run them (TensorFlow's default threads).
+UNIT_PAIRS = {
+    "fashion_dense64": [["stages.fashion_cv", "--variant", "dense64", "--seed", "0", "--fold", str(fold), "--data", "data/prepared/fashion_dense.npz"] for fold in (0, 1)],
+    "fashion_dense256x2": [["stages.fashion_cv", "--variant", "dense256x2_dropout02", "--seed", "0", "--fold", str(fold), "--data", "data/prepared/fashion_dense.npz"] for fold in (0, 1)],
+    "mnist_3x689": [["stages.mnist_tips", "--variant", "crossentropy_sigmoid", "--seed", str(seed), "--prepared", "data/prepared"] for seed in (0, 1)],
+}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def section_units() -> dict:
+    """What `benchmarks.reproduce --jobs 2` gains: two whole units of a table one after the other,
+    then side by side, each a stage process with its default threads; and whether the results of
+    the two ways are the same bytes."""
+    results = {}
+    for family, units in UNIT_PAIRS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {}
+            for mode in ("one_after_the_other", "side_by_side"):
+                say(f"units: {family}, two units {mode.replace('_', ' ')}")
+                commands = [[sys.executable, "-m", *unit, "--out", f"{tmp}/{mode}/{i}"] for i, unit in enumerate(units)]
+                start = time.perf_counter()
+                if mode == "side_by_side":
+                    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for c in commands]
+                    errors = [p.communicate()[1] if p.wait() else "" for p in procs]
+                else:
+                    errors = [done.stderr if (done := subprocess.run(c, capture_output=True, text=True)).returncode else "" for c in commands]
+                runs[mode] = round(time.perf_counter() - start, 1)
+                if any(errors):
+                    raise RuntimeError(f"a unit of {family} failed:\n{next(e for e in errors if e)[-2000:]}")
+            same = all(_files(Path(tmp, "one_after_the_other", str(i))) == _files(Path(tmp, "side_by_side", str(i))) for i in range(len(units)))
+        results[family] = {**{f"{mode}_s": s for mode, s in runs.items()}, "speedup": round(runs["one_after_the_other"] / runs["side_by_side"], 2),
+                           "identical_results": same, "units": [" ".join(u[:1] + u[1:5]) for u in units]}
+        say(f"units: {family} {results[family]}")
+    return results
+
+
 def require_up_to_date(what: str) -> None:
     """A `dvc repro` or experiment on an out-of-date pipeline would train what is missing."""
     if subprocess.run(["dvc", "status", "--quiet"], capture_output=True).returncode != 0:
@@ -194,8 +235,9 @@ def stage_times() -> dict:
     stages = json.loads(STAGE_TIMES.read_text())["stages"]
     tables: dict[str, dict] = {}
     for name, record in stages.items():
-        table = tables.setdefault(record["table"], {"stages": 0, "seconds": 0.0, "slowest": ("", 0.0)})
+        table = tables.setdefault(record["table"], {"stages": 0, "seconds": 0.0, "slowest": ("", 0.0), "side_by_side": 0})
         table["stages"] += 1
+        table["side_by_side"] += 1 if record.get("side_by_side", 1) > 1 else 0  # timed while sharing the cores (--jobs)
         table["seconds"] = round(table["seconds"] + record["seconds"], 1)
         if record["seconds"] > table["slowest"][1]:
             table["slowest"] = (name, record["seconds"])
@@ -272,7 +314,9 @@ def goals(data: dict) -> list[str]:
         verdict = "met" if total <= 5400 else "missed"
         if any(missing.values()):
             verdict = f"incomplete: {', '.join(f'{n} {t} training units' for t, n in missing.items() if n)} not timed yet"
-        lines.append(f"| full reproduction, 3 seeds, <= 90 min | {minutes(total)} (sum of the tables below) | {verdict} |")
+        shared = sum(t.get("side_by_side", 0) for t in tables.values())
+        how = f"sum of the tables below; {shared} stages of it timed side by side, so the sum overstates the wall time" if shared else "sum of the tables below, every stage run alone"
+        lines.append(f"| full reproduction, 3 seeds, <= 90 min | {minutes(total)} ({how}) | {verdict} |")
     tflop, mm = data.get("reproduction_tflop"), data.get("matmul")
     if tflop and mm:
         floor = sum(tflop.values()) * 1000 / mm["median_gflop_per_s"]
@@ -323,6 +367,13 @@ def render(data: dict) -> str:
         lines += ["", "`dvc repro` runs one stage at a time; `python -m benchmarks.reproduce --jobs 2` runs two out-of-date stages "
                   "at a time, each through `dvc repro --single-item`, with TensorFlow's default threads: one thread per unit (the last "
                   "column) would be faster but changes the last bits of the results, since TensorFlow splits its sums by thread count.", ""]
+    units = data.get("units")
+    if units:
+        lines += ["## Two whole units one after the other, and side by side (what `--jobs 2` gains)", "",
+                  "| family | units | one after the other | side by side | speed-up | same result bytes |", "|---|---|---:|---:|---:|---|"]
+        for family, entry in units.items():
+            lines.append(f"| {family} | {'; '.join(entry['units'])} | {entry['one_after_the_other_s']} s | {entry['side_by_side_s']} s | {entry['speedup']}x | {'yes' if entry['identical_results'] else 'NO'} |")
+        lines.append("")
     st = data.get("stage_times")
     if st and st.get("tables"):
         lines += ["## Wall time of the full reproduction, per table", "",
@@ -394,6 +445,7 @@ def main() -> None:
         "matmul": section_matmul,
         "throughput": lambda: section_throughput(args.repeats, families, data.get("throughput", {})),
         "parallel": section_parallel,
+        "units": section_units,
         "dvc": section_dvc,
         "rerun": section_rerun,
         "memory": lambda: section_memory(data.get("throughput", {})),

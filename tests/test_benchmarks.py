@@ -33,3 +33,23 @@ def test_stage_times_are_grouped_by_table(stage, table):
 def test_dvc_output_lines_are_recognised():
     assert RUNNING.match("Running stage 'fashion_cv@dense64-0-1':").group(1) == "fashion_cv@dense64-0-1"
     assert SKIPPED.match("Stage 'fetch@mnist' didn't change, skipping").group(1) == "fetch@mnist"
+
+
+def test_report_shows_side_by_side_units_and_flags_changed_results():
+    from benchmarks.run import render
+
+    units = {
+        "fashion_dense64": {"one_after_the_other_s": 56.2, "side_by_side_s": 42.5, "speedup": 1.32, "identical_results": True, "units": ["stages.fashion_cv --variant dense64 --seed 0"]},
+        "mnist_3x689": {"one_after_the_other_s": 60.0, "side_by_side_s": 50.0, "speedup": 1.2, "identical_results": False, "units": ["stages.mnist_tips --variant crossentropy_sigmoid --seed 0"]},
+    }
+    text = render({"machine": "test", "units": units})
+    assert "| fashion_dense64 | stages.fashion_cv --variant dense64 --seed 0 | 56.2 s | 42.5 s | 1.32x | yes |" in text
+    assert "| 1.2x | NO |" in text
+
+
+def test_goal_two_says_when_stage_times_were_shared():
+    from benchmarks.run import goals
+
+    tables = {"fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0), "side_by_side": 1}}
+    row = next(line for line in goals({"stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]}, "training_units": ["fashion_cv@dense64-0-0"]}) if "full reproduction" in line)
+    assert "50 min 00 s" in row and "1 stages of it timed side by side" in row and "| met |" in row
