@@ -53,3 +53,29 @@ def test_goal_two_says_when_stage_times_were_shared():
     tables = {"fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0), "side_by_side": 1}}
     row = next(line for line in goals({"stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]}, "training_units": ["fashion_cv@dense64-0-0"]}) if "full reproduction" in line)
     assert "50 min 00 s" in row and "1 stages of it timed side by side" in row and "| met |" in row
+
+
+def test_epoch_timer_splits_training_from_the_validation_pass():
+    import keras
+    import numpy as np
+
+    from benchmarks.throughput import epoch_timer
+
+    x = np.random.default_rng(0).random((256, 8), dtype=np.float32)
+    y = (x.sum(axis=1) > 4).astype("int32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with_validation, without = epoch_timer(), epoch_timer()
+    model.fit(x, y, epochs=2, batch_size=32, validation_data=(x, y), verbose=0, callbacks=[with_validation])
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[without])
+    keras.backend.clear_session()
+    assert len(with_validation.train_seconds) == len(with_validation.seconds) == 2
+    assert all(0 < t < s for t, s in zip(with_validation.train_seconds, with_validation.seconds))
+    assert without.train_seconds == without.seconds
+
+
+@pytest.mark.parametrize("seconds, text", [(1919.6, "32 min 00 s"), (59.4, "0 min 59 s"), (3600, "60 min 00 s")])
+def test_minutes_never_show_60_seconds(seconds, text):
+    from benchmarks.run import minutes
+
+    assert minutes(seconds) == text
