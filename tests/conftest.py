@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -145,9 +146,15 @@ def dvc(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "dvc", *args], cwd, **kwargs)
 
 
+def _default_sigint() -> None:
+    # A test suite started in the background (`cmd &` from a script) inherits SIGINT as ignored,
+    # and so would dvc and its stages: give them the disposition a terminal's Ctrl-C meets.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_dvc(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """Start a dvc command in a process group of its own, so a test can signal all of it."""
-    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(env),
+    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(env), preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
