@@ -129,7 +129,7 @@ def run_one(stage: str, jobs: int, records: Records, out_lock: threading.Lock, p
 def parallel(records: Records, jobs: int) -> tuple[int, int, int]:
     """Run the stale stages, up to `jobs` at a time, in dependency order."""
     waits, up_to_date = stale_stages()
-    total, done, failed, running, procs = len(waits), set(), [], {}, {}
+    total, done, failed, running, procs, interrupted = len(waits), set(), [], {}, {}, False
     out_lock, finished = threading.Lock(), threading.Condition()
     print(f"benchmarks.reproduce: {total} stages to run, {up_to_date} up to date; {jobs} at a time", file=sys.stderr)
 
@@ -153,13 +153,13 @@ def parallel(records: Records, jobs: int) -> tuple[int, int, int]:
                     raise RuntimeError(f"no stage can start; waiting: {sorted(set(waits) - done)}")
                 finished.wait()
         except KeyboardInterrupt:  # stop the running stages as Ctrl-C stops a plain dvc repro
-            failed.append("interrupted")
+            interrupted = True
             for stage in running:
                 if stage in procs:
                     procs[stage].send_signal(signal.SIGINT)
         while running:  # a stage failed: let the others finish, start nothing new
             finished.wait()
-    return (130 if "interrupted" in failed else 1 if failed else 0), len(done), up_to_date
+    return (130 if interrupted else 1 if failed else 0), len(done), up_to_date
 
 
 def main() -> int:
