@@ -14,17 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import (
-    ConfigError,
-    atomic_path,
-    build_config,
-    config_dict,
-    load_params,
-    require,
-    run_stage,
-    write_json,
-)
+from stages.common import ConfigError, build_config, config_dict, load_params, require, run_stage
 from stages.models import ACTIVATIONS, LOSSES, OPTIMIZERS
+from stages.training import write_run
 
 log = logging.getLogger("stages.mnist_tips")
 
@@ -34,7 +26,6 @@ EVAL_BATCH = 10000
 
 @dataclass(frozen=True)
 class TipsVariant:
-    data: str  # a key of `preprocess`: which prepared arrays this row trains on
     hidden_units: tuple[int, ...]
     activation: str
     loss: str
@@ -60,7 +51,6 @@ def train_and_evaluate(variant: TipsVariant, seed: int, arrays: dict[str, np.nda
     import keras
 
     from stages.models import build_dense, fit_verbosity, make_loss, make_optimizer, seed_everything
-
     from stages.training import STEPS_PER_EXECUTION
 
     x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
@@ -106,42 +96,37 @@ def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", required=True, help="key under `mnist_tips.variants`")
     parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--prepared", required=True, type=Path, help="directory of the preprocess stage's .npz files")
+    parser.add_argument("--data", required=True, type=Path, help="the prepared .npz this row trains on (its `mnist_tips.data` group)")
     parser.add_argument("--out", required=True, type=Path, help="directory for this run's metrics, config and curves")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
 
     variant = variant_config(args.params, args.variant)
-    data_path = args.prepared / f"{variant.data}.npz"
-    if not data_path.is_file():
-        raise ConfigError(f"mnist_tips.variants.{args.variant}.data: no prepared file {data_path}")
-    with np.load(data_path) as npz:
+    if not args.data.is_file():
+        raise ConfigError(f"--data {args.data}: no such prepared file; run `dvc repro preprocess` first")
+    with np.load(args.data) as npz:
         arrays = {k: npz[k] for k in npz.files}
     if variant.batch_size > len(arrays["x_train"]):  # Keras would quietly train on one smaller batch
         raise ConfigError(
             f"mnist_tips.variants.{args.variant}.batch_size: {variant.batch_size} is not allowed; "
-            f"allowed: at most {len(arrays['x_train'])}, the training images of {data_path.name}"
+            f"allowed: at most {len(arrays['x_train'])}, the training images of {args.data.name}"
         )
 
-    from dvclive import Live
-    from dvclive.keras import DVCLiveCallback
-
     label = f"{args.variant} seed {args.seed}"
-    log.info(f"{label}: {variant}")
+    log.info(f"{label}: {variant}, data {args.data}")
     started = time.perf_counter()
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        # dvcyaml=False: the plots and metrics sections of dvc.yaml are ours, not dvclive's.
-        with Live(dir=str(tmp / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            result = train_and_evaluate(variant, args.seed, arrays, [DVCLiveCallback(live=live)])
-        metrics = {k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")}
-        write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "config.json", {"variant": args.variant, "seed": args.seed, **config_dict(variant)})
+
+    def fit(callbacks):
+        result = train_and_evaluate(variant, args.seed, arrays, callbacks)
+        return result.pop("history"), result
+
+    # The data file is named by its preprocess variant, which is what `data` records.
+    config = {"variant": args.variant, "seed": args.seed, "data": args.data.stem, **config_dict(variant)}
+    metrics = write_run(args.out, fit, config)
     log.info(
         f"{label}: train_accuracy {metrics['train_accuracy']:.4f} test_accuracy {metrics['test_accuracy']:.4f} "
         f"({time.perf_counter() - started:.0f} s)"
     )
-
 
 if __name__ == "__main__":
     run_stage(main)

@@ -1,0 +1,131 @@
+"""dvc.yaml against the code: every stage declares each project module its command imports
+(directly or through other modules, at any depth, lazy imports included), and no module it
+does not import; each training unit's `outs` is the run folder stages/layout.py names."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from pathlib import Path
+
+import pytest
+
+from stages import layout
+from tests.conftest import ROOT
+
+PACKAGES = ("stages", "tools", "benchmarks")
+
+
+def module_file(name: str, root: Path = ROOT) -> Path | None:
+    """The project file that `import name` loads, or None for a module outside the project."""
+    if name.split(".")[0] not in PACKAGES:
+        return None
+    path = root.joinpath(*name.split("."))
+    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module name an `import` or `from ... import` anywhere in the file may load (for
+    `from pkg import name`, both `pkg` and `pkg.name`, which may be a module)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def project_imports(module: str, root: Path = ROOT) -> set[str]:
+    """The project files (relative paths) that running `python -m module` imports, transitively,
+    each package's __init__.py included."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
+        for depth in range(1, len(parts) + 1):
+            path = module_file(".".join(parts[:depth]), root)
+            if path is not None and path not in seen:
+                seen.add(path)
+                todo.extend(imported_names(path))
+    return {str(p.relative_to(root)) for p in seen}
+
+
+def stage_module(cmd: str) -> str:
+    words = shlex.split(cmd)
+    assert words[:2] == ["python", "-m"], f"expected `python -m <module> ...`, got {cmd!r}"
+    return words[2]
+
+
+def missing_and_extra(stage) -> tuple[set[str], set[str]]:
+    imported = project_imports(stage_module(stage.cmd))
+    declared = {str(dep.def_path) for dep in stage.deps if str(dep.def_path).endswith(".py")}
+    return imported - declared, declared - imported
+
+
+@pytest.fixture(scope="module")
+def stages():
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return list(repo.index.stages)
+
+
+def test_every_stage_declares_exactly_the_modules_it_imports(stages):
+    assert len(stages) > 100  # the whole pipeline, every matrix unit resolved
+    problems = []
+    for stage in stages:
+        missing, extra = missing_and_extra(stage)
+        if missing:
+            problems.append(f"{stage.addressing}: imports but does not declare {sorted(missing)}")
+        if extra:
+            problems.append(f"{stage.addressing}: declares but does not import {sorted(extra)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_import_scan_sees_transitive_and_lazy_imports(tmp_path):
+    """The scan this file relies on: a module reached through another, and one imported inside a
+    function, both count; a third-party module does not."""
+    pkg = tmp_path / "stages"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("import numpy\nfrom stages import b\n")
+    (pkg / "b.py").write_text("def f():\n    from stages.c import g\n")
+    (pkg / "c.py").write_text("g = 1\n")
+    (pkg / "d.py").write_text("")
+    assert project_imports("stages.a", tmp_path) == {"stages/__init__.py", "stages/a.py", "stages/b.py", "stages/c.py"}
+
+
+def test_removing_a_dependency_line_fails_the_check(stages):
+    """Breaking a dependency on purpose must be caught: drop `stages/common.py` from one stage."""
+    stage = next(s for s in stages if s.addressing == "fashion_cv@dense64-0-0")
+    stage.deps = [d for d in stage.deps if str(d.def_path) != "stages/common.py"]
+    missing, extra = missing_and_extra(stage)
+    assert missing == {"stages/common.py"} and not extra
+
+
+def test_training_units_write_where_layout_says(stages):
+    expected = {}
+    for stage in stages:
+        name, _, key = stage.addressing.partition("@")
+        parts = key.split("-")
+        if name.startswith("mnist_tips") and key:
+            expected[stage.addressing] = layout.mnist_tips_run(layout.MNIST_TIPS_RUNS, parts[0], int(parts[1]))
+        elif name == "fashion_cv":
+            variant, seed, fold = key.rsplit("-", 2)
+            expected[stage.addressing] = layout.fashion_cv_run(layout.FASHION_RUNS, variant, int(seed), int(fold))
+        elif name == "fashion_final":
+            expected[stage.addressing] = layout.fashion_final_run(layout.FASHION_RUNS, int(key))
+        elif name == "fashion_cnn":
+            expected[stage.addressing] = layout.fashion_cnn_run(layout.FASHION_RUNS, int(key))
+    assert len(expected) == 30 + 120 + 3 + 3
+    for stage in stages:
+        if stage.addressing in expected:
+            assert [str(o.def_path) for o in stage.outs] == [str(expected[stage.addressing])], stage.addressing
+            assert f"--out {expected[stage.addressing]}" in stage.cmd
