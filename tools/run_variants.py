@@ -3,25 +3,65 @@ results as JSON: how a row behaves on JAX (e.g. on a GPU machine without TensorF
 
     KERAS_BACKEND=jax python -m tools.run_variants --prepared data/prepared \\
         --variants unscaled unscaled_keras2_loss --seeds 0 1 2 --out results.json
+
+The file records what made each number: every variant's effective params (the same dict a DVC
+unit writes to its config.json), the MD5 of every project module the training imports (the
+hashes dvc.lock gives those files), the commit, the library versions, the devices and XLA_FLAGS.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 
-from stages.common import write_json
+from stages.common import config_dict, load_params, write_json
 from stages.mnist_tips import train_and_evaluate, variant_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# What train_and_evaluate imports from the project (tests/test_run_variants.py keeps this true).
+CODE = ("stages/__init__.py", "stages/common.py", "stages/idx.py", "stages/mnist_tips.py", "stages/models.py", "stages/training.py")
+
+
+def data_groups(params: Path) -> dict[str, str]:
+    """`mnist_tips.data` inverted: variant -> the prepared file (preprocess variant) it trains on."""
+    return {variant: data for data, variants in load_params(params, "mnist_tips", "data").items() for variant in variants}
+
+
+def code_version() -> dict:
+    """The commit (from $CODE_COMMIT where there is no git, e.g. a copied tree) and each module's MD5."""
+    commit = os.environ.get("CODE_COMMIT", "")
+    if not commit:
+        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        commit = found.stdout.strip() if found.returncode == 0 else "unknown"
+    return {"commit": commit, "md5": {name: hashlib.md5((ROOT / name).read_bytes()).hexdigest() for name in CODE}}
+
+
+def versions() -> dict:
+    import keras
+
+    found = {"keras": keras.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    if keras.backend.backend() == "jax":
+        import jax
+
+        found["jax"] = jax.__version__
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        found["tensorflow"] = tf.__version__
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prepared", required=True, type=Path)
+    parser.add_argument("--prepared", required=True, type=Path, help="directory of the preprocess stage's .npz files")
     parser.add_argument("--variants", required=True, nargs="+")
     parser.add_argument("--seeds", required=True, nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
@@ -30,16 +70,25 @@ def main() -> None:
 
     import keras
 
-    results = []
+    groups = data_groups(args.params)
+    results, params = [], {}
     for name in args.variants:
         variant = variant_config(args.params, name)
-        with np.load(args.prepared / f"{variant.data}.npz") as npz:
+        data = groups[name]
+        params[name] = {"data": data, **config_dict(variant)}
+        with np.load(args.prepared / f"{data}.npz") as npz:
             arrays = {k: npz[k] for k in npz.files}
         for seed in args.seeds:
             started = time.perf_counter()
             result = train_and_evaluate(variant, seed, arrays)
             seconds = time.perf_counter() - started
-            row = {"variant": name, "seed": seed, "train_accuracy": result["train_accuracy"], "test_accuracy": result["test_accuracy"], "seconds": round(seconds, 1)}
+            history = json.dumps(result["history"], sort_keys=True).encode()
+            row = {
+                "variant": name, "seed": seed, "seconds": round(seconds, 1),
+                **{k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")},
+                # Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical.
+                "history_sha256": hashlib.sha256(history).hexdigest(),
+            }
             print(json.dumps(row), flush=True)
             results.append(row)
     devices = []
@@ -47,7 +96,11 @@ def main() -> None:
         import jax
 
         devices = [str(d) for d in jax.devices()]
-    write_json(args.out, {"backend": keras.backend.backend(), "keras": keras.__version__, "devices": devices, "machine": platform.machine(), "runs": results})
+    write_json(args.out, {
+        "backend": keras.backend.backend(), "devices": devices, "machine": platform.machine(),
+        "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "code": code_version(), "params": params, "runs": results,
+    })
 
 
 if __name__ == "__main__":
