@@ -40,6 +40,7 @@ from pathlib import Path
 from benchmarks.reproduce import table_of
 from benchmarks.throughput import FAMILIES
 from stages.common import atomic_path, write_json
+from stages.layout import FASHION_RUNS, fashion_cv_run
 
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
@@ -133,7 +134,7 @@ def section_parallel() -> dict:
 UNIT_PAIRS = {
     "fashion_dense64": [["stages.fashion_cv", "--variant", "dense64", "--seed", "0", "--fold", str(fold), "--data", "data/prepared/fashion_dense.npz"] for fold in (0, 1)],
     "fashion_dense256x2": [["stages.fashion_cv", "--variant", "dense256x2_dropout02", "--seed", "0", "--fold", str(fold), "--data", "data/prepared/fashion_dense.npz"] for fold in (0, 1)],
-    "mnist_3x689": [["stages.mnist_tips", "--variant", "crossentropy_sigmoid", "--seed", str(seed), "--prepared", "data/prepared"] for seed in (0, 1)],
+    "mnist_3x689": [["stages.mnist_tips", "--variant", "crossentropy_sigmoid", "--seed", str(seed), "--data", "data/prepared/mnist_tips.npz"] for seed in (0, 1)],
 }
 
 
@@ -213,8 +214,8 @@ def section_memory(throughput: dict) -> dict:
     result = {family: entry["ours"]["peak_rss_mb"] for family, entry in throughput.items()}
     with tempfile.TemporaryDirectory() as tmp:
         commands = {
-            "fashion_table": ["python", "-m", "stages.fashion_table", "--runs", "reports/runs/fashion", "--metrics", f"{tmp}/m.json", "--table", f"{tmp}/t.md", "--figures", f"{tmp}/fig", "--curves", f"{tmp}/c.csv", "--predictions", f"{tmp}/p"],
-            "mnist_tips_table": ["python", "-m", "stages.mnist_tips_table", "--runs", "reports/runs/mnist_tips", "--metrics", f"{tmp}/mm.json", "--table", f"{tmp}/mt.md", "--curves", f"{tmp}/mc.csv", "--other-backend", "reports/mnist_tips_jax_h100.json"],
+            "fashion_table": ["python", "-m", "stages.fashion_table", "--runs", "reports/runs/fashion", "--reference", "reference/fashion.yaml", "--claims", "claims.yaml", "--metrics", f"{tmp}/m.json", "--table", f"{tmp}/t.md", "--figures", f"{tmp}/fig", "--curves", f"{tmp}/c.csv", "--predictions", f"{tmp}/p"],
+            "mnist_tips_table": ["python", "-m", "stages.mnist_tips_table", "--runs", "reports/runs/mnist_tips", "--reference", "reference/mnist_tips.yaml", "--claims", "claims.yaml", "--metrics", f"{tmp}/mm.json", "--table", f"{tmp}/mt.md", "--curves", f"{tmp}/mc.csv", "--other-backend", "reports/mnist_tips_jax_h100.json"],
         }
         for name, command in commands.items():
             say(f"memory: {name}")
@@ -280,7 +281,7 @@ def reproduction_flops(params_path: Path = Path("params.yaml")) -> dict:
         for seed in fashion["seeds"]:
             for fold in fashion["cross_validation"]["folds"]:
                 epochs = fashion["training"]["epochs"]
-                run = Path("reports/runs/fashion/cv") / name / f"seed{seed}" / f"fold{fold}" / "metrics.json"
+                run = fashion_cv_run(FASHION_RUNS, name, seed, fold) / "metrics.json"
                 if variant.get("early_stopping_patience") and run.is_file():
                     epochs = json.loads(run.read_text())["epochs_run"]
                 total["fashion_cv"] += epochs * (3 * forward * fold_train + forward * fold_val)

@@ -142,9 +142,10 @@ def measure(family: str, impl: str, epochs: int, seed: int, params: Path) -> dic
         settings = replace(build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training"), epochs=epochs)
     if table == "mnist_tips":
         from stages.mnist_tips import train_and_evaluate, variant_config
+        from tools.run_variants import data_of
 
         variant = replace(variant_config(params, variant_name), epochs=epochs)
-        arrays = load(variant.data)
+        arrays = load(data_of(params)[variant_name])
         n_train, n_val = len(arrays["x_train"]), 0
         if impl == "plain":
             plain_mnist(variant, arrays, epochs, seed, timer)

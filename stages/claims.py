@@ -1,5 +1,6 @@
-"""The posts' claims and tolerances (claims.yaml) checked against the tables' metrics files.
-Shared by the report stage and the regression gate, so both judge a run the same way."""
+"""The posts' figures (reference/*.yaml), their claims and the tolerances (claims.yaml), checked
+against the tables' metrics files. Shared by the table stages, the report and the regression
+gate, so all of them judge a run the same way."""
 
 from __future__ import annotations
 
@@ -10,12 +11,31 @@ from pathlib import Path
 from stages.common import ConfigError, load_yaml
 
 
+SOURCES = ("post", "project")  # a claim the posts make, or a check of our own
+
+
 @dataclass(frozen=True)
 class Outcome:
     claim_id: str
     text: str
     holds: bool | None  # None: a metric it needs was not measured (e.g. a smaller profile)
     detail: str
+    source: str = "post"
+
+
+def load_reference(path: Path) -> dict:
+    """A post's printed figures (reference/<table>.yaml): reference data, never params."""
+    data = load_yaml(path)
+    if not isinstance(data, dict) or not data:
+        raise ConfigError(f"{path}: expected a mapping of the post's figures")
+    return data
+
+
+def in_post_order(names, reference: dict) -> list[str]:
+    """`names` in the order the post prints them (the reference file's order), then the rest
+    (variants of our own) in the order given."""
+    names = list(names)
+    return [n for n in reference if n in names] + [n for n in names if n not in reference]
 
 
 def load_tables(specs: list[str]) -> dict[str, dict]:
@@ -33,6 +53,9 @@ def load_claims(path: Path) -> dict:
     data = load_yaml(path)
     if not isinstance(data, dict) or "claims" not in data or "tolerance" not in data:
         raise ConfigError(f"{path}: expected the sections 'tolerance' and 'claims'")
+    for claim in data["claims"]:
+        if claim.get("source") not in SOURCES:
+            raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; allowed: {', '.join(SOURCES)}")
     return data
 
 
@@ -49,6 +72,11 @@ def lookup(tables: dict, address: str) -> float | None:
 
 
 def check(claim: dict, tables: dict) -> Outcome:
+    outcome = _check(claim, tables)
+    return Outcome(outcome.claim_id, outcome.text, outcome.holds, outcome.detail, claim.get("source", "post"))
+
+
+def _check(claim: dict, tables: dict) -> Outcome:
     spec = claim["check"]
     claim_id, text = claim["id"], claim["text"]
     try:

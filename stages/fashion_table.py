@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stages.claims import in_post_order, load_claims, load_reference, tolerance_for, verdict
 from stages.common import ConfigError, atomic_path, build_config, format_difference, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
+from stages.layout import fashion_cnn_run, fashion_cv_run, fashion_final_run
 
 log = logging.getLogger("stages.fashion_table")
 
@@ -75,7 +77,7 @@ def summarize_cv(runs: Path, variants: list[str], seeds: list[int], cv: CrossVal
     for variant in variants:
         warnings, seed_curves, stopped = [], [], []
         for seed in seeds:
-            folds = [runs / variant / f"seed{seed}" / f"fold{f}" for f in range(cv.k)]
+            folds = [fashion_cv_run(runs, variant, seed, f) for f in range(cv.k)]
             histories = [_load(f / "history.json") for f in folds]
             curves = mean_curves(histories)
             seed_curves.append(curves)
@@ -148,50 +150,79 @@ def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None,
     plt.close(fig)
 
 
-def render(summary: dict, final: dict, cnn: dict, post: dict, seeds: list[int], cv: CrossValidation) -> str:
+def settings_of(fashion: dict) -> dict:
+    """What the tables' prose states, from the `fashion` params: folds, the warning rule, the
+    chosen model and the CNN's epochs (so a smoke or experiment report says what it ran)."""
+    final = fashion["final"]
+    return {
+        "k": fashion["cross_validation"]["k"],
+        "epochs": fashion["training"]["epochs"],
+        "patience": fashion["overfitting"]["patience"],
+        "min_decrease": fashion["overfitting"]["min_decrease"],
+        "final": f"dense({', '.join(map(str, final['model']['hidden_units']))})"
+        + (f", dropout {final['model']['dropout_rate']:g}" if final["model"].get("dropout_rate") else "")
+        + (f", L2 {final['model']['l2']:g}" if final["model"].get("l2") else "")
+        + f", {final['epochs']} epochs",
+        "cnn_epochs": fashion["cnn"]["epochs"],
+    }
+
+
+def _row(entry: dict | None, post, digits: int, tolerance: dict, metric: str) -> list[str]:
+    entry = entry or {}
+    shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
+    return [shown, format_mean_std(entry, digits), format_difference(entry, post, digits), verdict(entry, post, tolerance_for(metric, tolerance))]
+
+
+def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: dict, level: int, figures: str) -> list[str]:
+    """The tables of both posts' Fashion-MNIST figures, in the post's order, with verdicts:
+    the one renderer of these rows, for table.md and the report. `figures` prefixes image paths."""
+    h = "#" * level
+    cv = metrics["cross_validation"]
+    seeds = metrics["final"]["test_accuracy"]["seeds"]  # one final model per seed, always measured
     lines = [
-        "# Fashion-MNIST: reproduced tables",
+        f"{seeds} seed(s). Overfitting warning: the first epoch after which no epoch of the next",
+        f"{settings['patience']} improves the fold-mean val_loss by more than {settings['min_decrease']:.0%} (the post's rule).",
         "",
-        f"Mean ± sample std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); difference = reproduced mean - post.",
-        f"Cross-validation: {cv.k} contiguous folds of the training images; the overfitting warning is taken",
-        "on the per-epoch mean over folds, as the post's `visualize()` does.",
+        f"{h} Dense nets, {settings['k']}-fold cross-validation, {settings['epochs']} epochs",
         "",
-        f"## Dense nets, {cv.k}-fold cross-validation",
-        "",
-        "| variant | post epoch | reproduced epoch | diff | post val_loss | reproduced val_loss | diff | post val_accuracy | reproduced val_accuracy | diff |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | post epoch | reproduced | diff | verdict | post val_loss | reproduced | diff | verdict | post val_accuracy | reproduced | diff | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for variant, entry in summary.items():
-        ref = post.get("cross_validation", {}).get(variant, {})
+    refs = reference.get("cross_validation", {})
+    for variant in in_post_order(cv, refs):
+        entry, ref = cv[variant], refs.get(variant, {})
         cells = [f"`{variant}`"]
-        for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
-            cells += [str(ref.get(key, "-")), format_mean_std(entry[key], digits), format_difference(entry[key], ref.get(key), digits)]
-        if 0 < entry["warned_seeds"] < len(seeds):
-            cells[2] += f" (warning in {entry['warned_seeds']}/{len(seeds)} seeds)"
+        for metric, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
+            cells += _row(entry[metric], ref.get(metric), digits, tolerance, metric)
+        if 0 < entry["warned_seeds"] < seeds:
+            cells[2] += f" (warning in {entry['warned_seeds']}/{seeds} seeds)"
         lines.append("| " + " | ".join(cells) + " |")
-    stopping = {v: e["early_stopping"] for v, e in summary.items() if "early_stopping" in e}
+    stopping = {v: cv[v]["early_stopping"] for v in in_post_order(cv, refs) if "early_stopping" in cv[v]}
     if stopping:
-        lines += ["", "### Beyond the post: early stopping (val_loss, best weights restored), per fold", "",
+        lines += ["", f"{h}# Beyond the post: early stopping (val_loss, best weights restored), per fold", "",
                   "| variant | stopped at epoch | best epoch | val_accuracy of the restored model |", "|---|---|---|---|"]
         for variant, e in stopping.items():
             lines.append(f"| `{variant}` | {format_mean_std(e['stopped_epoch'], 1)} | {format_mean_std(e['best_epoch'], 1)} | {format_mean_std(e['val_accuracy'], 3)} |")
-    ref = post.get("final", {})
-    lines += ["", "## Chosen model on the test set", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
-    for key in ("test_loss", "test_accuracy"):
-        lines.append(f"| {key} | {ref.get(key, '-')} | {format_mean_std(final[key], 4)} | {format_difference(final[key], ref.get(key), 4)} |")
-    ref = post.get("cnn", {})
-    lines += ["", "## CNN (validated on the test set, as the post does)", "", "| | post | reproduced | diff |", "|---|---|---|---|"]
-    for key, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
-        lines.append(f"| warning {key} | {ref.get(key, '-')} | {format_mean_std(cnn['warning'][key], digits)} | {format_difference(cnn['warning'][key], ref.get(key), digits)} |")
-    lines.append(f"| final-epoch val_accuracy | - | {format_mean_std(cnn['final_val_accuracy'], 3)} | - |")
-    lines += ["", "## Figures", ""]
-    lines += [f"![{v}](figures/{v}.png)" for v in summary] + ["![cnn](figures/cnn.png)"]
-    return "\n".join(lines) + "\n"
+    lines += ["", f"{h} The chosen model ({settings['final']}) on the test set", "",
+              "| metric | post | reproduced | diff | verdict |", "|---|---|---|---|---|"]
+    for metric in ("test_loss", "test_accuracy"):
+        lines.append(f"| {metric} | " + " | ".join(_row(metrics["final"][metric], reference.get("final", {}).get(metric), 4, tolerance, metric)) + " |")
+    cnn = metrics["cnn"]
+    lines += ["", f"{h} CNN, {settings['cnn_epochs']} epochs, validated on the test set as the post does", "",
+              "| at the warning epoch | post | reproduced | diff | verdict |", "|---|---|---|---|---|"]
+    for metric, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
+        lines.append(f"| {metric} | " + " | ".join(_row(cnn["warning"][metric], reference.get("cnn", {}).get("warning", {}).get(metric), digits, tolerance, metric)) + " |")
+    lines.append(f"| final-epoch val_accuracy | - | {format_mean_std(cnn['final_val_accuracy'], 3)} | - | - |")
+    lines += ["", f"{h} Figures", ""]
+    lines += [f"![{v}]({figures}{v}.png)" for v in in_post_order(cv, refs)] + [f"![cnn]({figures}cnn.png)"]
+    return lines
 
 
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", required=True, type=Path)
+    parser.add_argument("--reference", required=True, type=Path, help="the post's figures (reference/fashion.yaml)")
+    parser.add_argument("--claims", required=True, type=Path, help="claims.yaml, for the tolerances of the verdicts")
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--figures", required=True, type=Path)
@@ -206,20 +237,29 @@ def main(argv: list[str] | None) -> None:
         raise ConfigError(f"fashion.cross_validation.folds: {list(cv.folds)} is not allowed; the table needs all {cv.k} folds")
     rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
 
-    summary, curves = summarize_cv(args.runs / "cv", list(fashion["variants"]), seeds, cv, rule)
-    finals = [_load(args.runs / "final" / f"seed{s}" / "metrics.json") for s in seeds]
+    reference = load_reference(args.reference)
+    tolerance = load_claims(args.claims)["tolerance"]
+    summary, curves = summarize_cv(args.runs, list(fashion["variants"]), seeds, cv, rule)
+    finals = [_load(fashion_final_run(args.runs, s) / "metrics.json") for s in seeds]
     final = {key: mean_std([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
-    cnn_curves = [mean_curves([_load(args.runs / "cnn" / f"seed{s}" / "history.json")]) for s in seeds]
+    cnn_runs = [_load(fashion_cnn_run(args.runs, s) / "metrics.json") for s in seeds]
+    cnn_curves = [mean_curves([_load(fashion_cnn_run(args.runs, s) / "history.json")]) for s in seeds]
     cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
     cnn = {
         "warning": {key: mean_std([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
         "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves]),
     }
-    write_json(args.metrics, {"cross_validation": summary, "final": final, "cnn": cnn})
+    metrics = {"cross_validation": summary, "final": final, "cnn": cnn}
+    table = "\n".join([
+        "# Fashion-MNIST: reproduced tables", "",
+        f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}; difference = reproduced mean - post; verdicts as in",
+        "[the report](../README.md). The warning is taken on the per-epoch mean over folds, as the post's `visualize()` does.",
+        *render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/"),
+    ]) + "\n"
+    write_json(args.metrics, metrics)
     write_curves(args.curves, curves)
     with atomic_path(args.predictions) as tmp:
         tmp.mkdir()
-        cnn_runs = [_load(args.runs / "cnn" / f"seed{s}" / "metrics.json") for s in seeds]
         for name, runs in (("final", finals), ("cnn", cnn_runs)):
             confusion_rows(np.sum([r["confusion"] for r in runs], axis=0)).to_csv(tmp / f"{name}.csv", index=False)
 
@@ -230,7 +270,7 @@ def main(argv: list[str] | None) -> None:
         cnn_mean = {name: np.mean([c[name] for c in cnn_curves], axis=0) for name in CURVES}
         plot_curves(tmp / "cnn.png", "CNN (validation = test set)", cnn_mean, warning_summary(cnn_mean, rule)["epoch"], "test")
     with atomic_path(args.table) as tmp:
-        tmp.write_text(render(summary, final, cnn, fashion.get("post", {}), seeds, cv), encoding="utf-8")
+        tmp.write_text(table, encoding="utf-8")
     log.info(f"fashion_table: {len(summary)} variants x {len(seeds)} seeds -> {args.table}")
 
 

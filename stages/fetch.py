@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.common import atomic_path, build_config, load_params, require, run_stage, select
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, select
 from stages.idx import DataError, IdxInfo, verify_idx_gz
 
 log = logging.getLogger("stages.fetch")
@@ -64,8 +64,16 @@ class FetchConfig:
 
 def dataset_config(section: dict, where: str) -> tuple[DatasetConfig, dict[str, FileSpec]]:
     config = build_config(DatasetConfig, section, where)
-    specs = {role: build_config(FileSpec, config.files[role], f"{where}.files.{role}") for role in FILE_ROLES}
-    return config, specs
+    return config, file_specs(config.files, f"{where}.files")
+
+
+def file_specs(files: dict, where: str) -> dict[str, FileSpec]:
+    """`datasets.<name>.files`: the four files by role, each a name and the SHA-256 of its content.
+    (The preprocess stage reads only this part of a dataset's section, and declares only it.)"""
+    if not isinstance(files, dict) or set(files) != set(FILE_ROLES):
+        shown = sorted(files) if isinstance(files, dict) else files
+        raise ConfigError(f"{where}: {shown!r} is not allowed; allowed: exactly {', '.join(FILE_ROLES)}")
+    return {role: build_config(FileSpec, files[role], f"{where}.{role}") for role in FILE_ROLES}
 
 
 def _is_url(source: str) -> bool:

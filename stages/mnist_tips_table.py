@@ -1,5 +1,6 @@
 """MNIST tips table: gather every (variant, seed) run into mean +- std per variant, and write
-the table `post | reproduced | difference` next to a small metrics file for `dvc exp show`."""
+the table `post | reproduced | difference | verdict` next to a small metrics file for
+`dvc exp show`. Its row renderer is the one the report uses too."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import logging
 from pathlib import Path
 
-from stages.common import atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
+from stages.claims import in_post_order, load_claims, load_reference, tolerance_for, verdict
+from stages.common import ConfigError, atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
+from stages.layout import mnist_tips_run
 
 log = logging.getLogger("stages.mnist_tips_table")
 
@@ -23,9 +26,9 @@ def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict
     for variant in variants:
         per_metric = {m: [] for m in METRICS}
         for seed in seeds:
-            path = runs / variant / f"seed{seed}" / "metrics.json"
+            path = mnist_tips_run(runs, variant, seed) / "metrics.json"
             if not path.is_file():
-                raise DataError(f"{path}: missing; run `dvc repro mnist_tips` first")
+                raise DataError(f"{path}: missing; run `dvc repro mnist_tips mnist_tips_noisy mnist_tips_unscaled` first")
             run = json.loads(path.read_text())
             for m in METRICS:
                 per_metric[m].append(run[m])
@@ -42,7 +45,7 @@ def mean_curves(runs: Path, variants: list[str], seeds: list[int]):
     for variant in variants:
         per_seed = []
         for seed in seeds:
-            live = runs / variant / f"seed{seed}" / "live" / "plots" / "metrics"
+            live = mnist_tips_run(runs, variant, seed) / "live" / "plots" / "metrics"
             train = pd.read_csv(live / "train" / "accuracy.tsv", sep="\t")["accuracy"]
             test = pd.read_csv(live / "eval" / "accuracy.tsv", sep="\t")["accuracy"]
             per_seed.append(pd.DataFrame({"train_accuracy": train, "test_accuracy": test}))
@@ -53,62 +56,111 @@ def mean_curves(runs: Path, variants: list[str], seeds: list[int]):
     return pd.concat(frames, ignore_index=True)
 
 
-def backend_summary(path: Path | None) -> tuple[dict, str]:
+def data_groups(params: Path) -> dict[str, list[str]]:
+    """`mnist_tips.data`: prepared file -> the rows that train on it. Every variant must be in
+    exactly one group (dvc.yaml runs each group's rows on its file), and every name a variant."""
+    groups = load_params(params, "mnist_tips", "data")
+    variants = list(load_params(params, "mnist_tips", "variants"))
+    if not isinstance(groups, dict) or not all(isinstance(g, list) for g in groups.values()):
+        raise ConfigError(f"mnist_tips.data: {groups!r} is not allowed; allowed: a mapping of prepared file -> list of variants")
+    named = [v for group in groups.values() for v in group]
+    for name in named:
+        if name not in variants:
+            raise ConfigError(f"mnist_tips.data: {name!r} is not a variant; allowed: {', '.join(variants)}")
+    twice = sorted({v for v in named if named.count(v) > 1})
+    unplaced = [v for v in variants if v not in named]
+    if twice or unplaced:
+        raise ConfigError(f"mnist_tips.data: every variant must be in exactly one group; twice: {twice or 'none'}, in none: {unplaced or 'none'}")
+    return groups
+
+
+def settings_sentence(params: Path) -> str:
+    """What every row shares, from params: '20 epochs on the first 10,000 training images'."""
+    variants = load_params(params, "mnist_tips", "variants")
+    epochs = sorted({v["epochs"] for v in variants.values()})
+    limits = sorted({load_params(params, "preprocess", group).get("train_limit") for group in data_groups(params)}, key=str)
+    epoch_words = f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs (per row: params.yaml)"
+    image_words = "all training images" if limits == [None] else f"the first {', '.join(f'{n:,}' for n in limits if n)} training images"
+    return f"after {epoch_words} on {image_words}"
+
+
+def render_rows(summary: dict, reference: dict, tolerance: dict) -> list[str]:
+    """The table's rows in the post's order: post | reproduced (mean ± std) | diff | verdict."""
+    lines = [
+        "| row | variant | post train | reproduced train | diff | verdict | post test | reproduced test | diff | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant in in_post_order(summary, reference):
+        stats, ref = summary[variant], reference.get(variant, {})
+        cells = [str(ref.get("row", "-")), f"`{variant}`"]
+        for m in METRICS:
+            cells += [f"{ref[m]:.4f}" if m in ref else "-", format_mean_std(stats[m]), format_difference(stats[m], ref.get(m)),
+                      verdict(stats[m], ref.get(m), tolerance_for(m, tolerance))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def backend_summary(path: Path | None) -> tuple[dict, dict]:
     """Mean +- std per variant from a `tools.run_variants` result file (another backend or
-    machine, run outside DVC), and a label naming where it ran."""
+    machine, run outside DVC), and the file itself (what it records of how it was made)."""
     if path is None:
-        return {}, ""
+        return {}, {}
     data = json.loads(path.read_text())
     per_variant: dict[str, dict[str, list]] = {}
     for run in data["runs"]:
         for m in METRICS:
             per_variant.setdefault(run["variant"], {k: [] for k in METRICS})[m].append(run[m])
-    label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
-    return {v: {m: mean_std(vals) for m, vals in ms.items()} for v, ms in per_variant.items()}, label
+    return {v: {m: mean_std(vals) for m, vals in ms.items()} for v, ms in per_variant.items()}, data
 
 
-def render_table(summary: dict, post: dict, seeds: list[int], other: tuple[dict, str] = ({}, "")) -> str:
+def provenance(data: dict, configs: dict[str, dict]) -> str:
+    """What the other backend's file says of its params and code, compared with our units'."""
+    if "params" not in data or "code" not in data:
+        return ("The file records the backend, the Keras version and the devices, but not the params or the code that "
+                "made it (it predates `tools/run_variants.py` recording them), so this table cannot say they were ours.")
+    differ = sorted(v for v, p in data["params"].items() if v in configs and p != configs[v])
+    same = "identical to" if not differ else f"different from ({', '.join(differ)})"
+    return (f"Made at commit `{data['code']['commit'][:12]}`; its params are {same} those in our units' config.json, "
+            f"and it records the MD5 of each module it ran ({len(data['code']['md5'])} files).")
+
+
+def render_table(summary: dict, reference: dict, tolerance: dict, seeds: list[int], settings: str,
+                 other: tuple[dict, dict] = ({}, {}), configs: dict | None = None) -> str:
     lines = [
         "# MNIST tips: reproduced table",
         "",
-        f"Accuracy from `evaluate` after training, mean ± sample std over {len(seeds)} seed(s) "
-        f"({', '.join(map(str, seeds))}). Difference = reproduced mean - post.",
+        f"Accuracy from `evaluate` {settings}, mean ± sample std over {len(seeds)} seed(s) "
+        f"({', '.join(map(str, seeds))}). Difference = reproduced mean - post; verdicts as in [the report](../README.md).",
         "",
-        "| row | variant | post train | reproduced train | difference | post test | reproduced test | difference |",
-        "|---|---|---|---|---|---|---|---|",
+        *render_rows(summary, reference, tolerance),
     ]
-    for variant, stats in summary.items():
-        ref = post.get(variant, {})
-        cells = [str(ref.get("row", "-")), f"`{variant}`"]
-        for m in METRICS:
-            cells.append(f"{ref[m]:.4f}" if m in ref else "-")
-            cells.append(format_mean_std(stats[m]))
-            cells.append(format_difference(stats[m], ref.get(m)))
-        lines.append("| " + " | ".join(cells) + " |")
-    runs, label = other
+    runs, data = other
     if runs:
+        label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
         lines += [
             "",
             f"## The same rows with Keras on {label}",
             "",
-            "Run outside DVC by `tools/run_variants.py` with the same code, params and seeds. Keras 3's",
-            "JAX backend computes cross-entropy from clipped probabilities, as Keras 2 did; on TensorFlow",
-            "it uses the logits behind the softmax.",
+            "Run outside DVC by `tools/run_variants.py`. " + provenance(data, configs or {}),
+            "Keras 3's JAX backend computes cross-entropy from clipped probabilities, as Keras 2 did; on",
+            "TensorFlow it uses the logits behind the softmax.",
             "",
-            "| row | variant | post test | this machine (TensorFlow, CPU) | " + label + " |",
+            "| row | variant | post test | this pipeline (TensorFlow, CPU) | " + label + " |",
             "|---|---|---|---|---|",
         ]
-        for variant, stats in summary.items():
-            ref = post.get(variant, {})
+        for variant in in_post_order(summary, reference):
+            ref = reference.get(variant, {})
             there = format_mean_std(runs[variant]["test_accuracy"]) if variant in runs else "-"
             post_test = f"{ref['test_accuracy']:.4f}" if "test_accuracy" in ref else "-"
-            lines.append(f"| {ref.get('row', '-')} | `{variant}` | {post_test} | {format_mean_std(stats['test_accuracy'])} | {there} |")
+            lines.append(f"| {ref.get('row', '-')} | `{variant}` | {post_test} | {format_mean_std(summary[variant]['test_accuracy'])} | {there} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", required=True, type=Path)
+    parser.add_argument("--reference", required=True, type=Path, help="the post's figures (reference/mnist_tips.yaml)")
+    parser.add_argument("--claims", required=True, type=Path, help="claims.yaml, for the tolerances of the verdicts")
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch accuracy for dvc plots")
@@ -117,13 +169,22 @@ def main(argv: list[str] | None) -> None:
     args = parser.parse_args(argv)
     seeds = seed_list(load_params(args.params, "mnist_tips", "seeds"), "mnist_tips.seeds")
     variants = list(load_params(args.params, "mnist_tips", "variants"))
-    post = load_params(args.params, "mnist_tips", "post")
+    settings = settings_sentence(args.params)
+    reference = load_reference(args.reference)
+    tolerance = load_claims(args.claims)["tolerance"]
+    # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect(args.runs, variants, seeds)
+    curves = mean_curves(args.runs, variants, seeds)
+    configs = {}
+    for variant in variants:
+        config = json.loads((mnist_tips_run(args.runs, variant, seeds[0]) / "config.json").read_text())
+        configs[variant] = {k: v for k, v in config.items() if k not in ("variant", "seed")}
+    table = render_table(summary, reference, tolerance, seeds, settings, backend_summary(args.other_backend), configs)
     write_json(args.metrics, summary)
     with atomic_path(args.curves) as tmp:
-        mean_curves(args.runs, variants, seeds).to_csv(tmp, index=False, float_format="%.6f")
+        curves.to_csv(tmp, index=False, float_format="%.6f")
     with atomic_path(args.table) as tmp:
-        tmp.write_text(render_table(summary, post, seeds, backend_summary(args.other_backend)), encoding="utf-8")
+        tmp.write_text(table, encoding="utf-8")
     log.info(f"mnist_tips_table: {len(variants)} variants x {len(seeds)} seeds -> {args.table}")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, select
-from stages.fetch import FILE_ROLES, dataset_config
+from stages.fetch import FILE_ROLES, file_specs
 from stages.idx import DataError, read_idx_gz
 
 log = logging.getLogger("stages.preprocess")
@@ -93,8 +93,9 @@ def main(argv: list[str] | None) -> None:
 
     section = select(load_params(args.params, "preprocess"), args.variant, "preprocess")
     config = build_config(PreprocessConfig, section, f"preprocess.{args.variant}")
+    # Only `datasets.<name>.files` (what dvc.yaml declares): a new mirror must not rerun this stage.
     dataset = select(load_params(args.params, "datasets"), config.dataset, "datasets")
-    _, specs = dataset_config(dataset, f"datasets.{config.dataset}")
+    specs = file_specs(dataset.get("files") if isinstance(dataset, dict) else None, f"datasets.{config.dataset}.files")
 
     # Re-verify: a file changed under data/raw since the fetch must never reach training.
     raw = {role: read_idx_gz(args.raw / specs[role].name, specs[role].sha256) for role in FILE_ROLES}

@@ -5,13 +5,14 @@ does not import; each training unit's `outs` is the run folder stages/layout.py 
 from __future__ import annotations
 
 import ast
+import json
 import shlex
 from pathlib import Path
 
 import pytest
 
 from stages import layout
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dvc
 
 PACKAGES = ("stages", "tools", "benchmarks")
 
@@ -129,3 +130,20 @@ def test_training_units_write_where_layout_says(stages):
         if stage.addressing in expected:
             assert [str(o.def_path) for o in stage.outs] == [str(expected[stage.addressing])], stage.addressing
             assert f"--out {expected[stage.addressing]}" in stage.cmd
+
+
+def test_editing_a_shared_module_makes_every_stage_stale(smoke):
+    """The point of the declarations: a one-line edit of stages/common.py, which every stage
+    imports, must put every stage of the smoke pipeline out of date (and only until undone)."""
+    project = smoke["path"]
+    common = project / "stages" / "common.py"
+    source = common.read_text()
+    all_stages = {line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if line.strip()}
+    assert "up to date" in dvc(["status"], project).stdout
+    try:
+        common.write_text(source + "# an edit\n")
+        stale = set(json.loads(dvc(["status", "--json"], project).stdout))
+    finally:
+        common.write_text(source)
+    assert stale == all_stages and len(stale) > 20
+    assert "up to date" in dvc(["status"], project).stdout

@@ -10,7 +10,8 @@ from stages.fashion_cnn import build_cnn
 from stages.fashion_cv import CrossValidation, DenseVariant, fold_indices, train_fold
 from stages.fashion_samples import first_of_each_class
 from stages.common import mean_std
-from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves
+from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves, render_sections, summarize_cv, warning_summary
+from stages.layout import fashion_cv_run
 from stages.training import RunSettings
 
 RULE = OverfittingRule(patience=10, min_decrease=0.02)
@@ -148,3 +149,55 @@ def test_figure_is_a_real_png(tmp_path):
     data = (tmp_path / "f.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert [p.name for p in tmp_path.iterdir()] == ["f.png"]
+
+
+U_SHAPE = [1.0, 0.8, 0.6, 0.5, 0.45, 0.46, 0.48, 0.5, 0.55, 0.6, 0.62, 0.66, 0.7, 0.75, 0.8, 0.85]  # warns at epoch 5
+
+
+def write_fold(runs, variant, seed, fold, val_loss, val_accuracy):
+    import json
+
+    folder = fashion_cv_run(runs, variant, seed, fold)
+    folder.mkdir(parents=True)
+    n = len(val_loss)
+    history = {"loss": [0.5] * n, "accuracy": [0.8] * n, "val_loss": list(val_loss), "val_accuracy": list(val_accuracy)}
+    (folder / "history.json").write_text(json.dumps(history))
+    (folder / "metrics.json").write_text(json.dumps({"epochs_run": n}))
+
+
+def test_cross_validation_summary_and_rendered_rows_on_hand_made_folds(tmp_path):
+    """Two seeds of two folds whose fold-mean val_loss warns at epoch 5 (seed 0) and 6 (seed 1),
+    both at val_loss 0.45; the summary, the warning and the rendered table row are pinned."""
+    n = len(U_SHAPE)
+    for seed, curve in ((0, U_SHAPE), (1, [1.1] + U_SHAPE[:-1])):
+        warn = curve.index(0.45)
+        for fold, (shift, acc) in enumerate(((0.125, 0.80), (-0.125, 0.90))):
+            accuracy = [0.5] * n
+            accuracy[warn] = acc + 0.02 * seed  # fold mean at the warning: 0.85 (seed 0), 0.87 (seed 1)
+            write_fold(tmp_path, "dense64", seed, fold, [v + shift for v in curve], accuracy)
+    cv = CrossValidation(k=2, folds=(0, 1))
+    summary, curves = summarize_cv(tmp_path, ["dense64"], [0, 1], cv, RULE)
+    entry = summary["dense64"]
+    assert entry["warned_seeds"] == 2
+    assert entry["epoch"] == {"mean": 5.5, "std": pytest.approx(0.707107, abs=1e-6), "seeds": 2}
+    assert entry["val_loss"] == {"mean": 0.45, "std": 0.0, "seeds": 2}
+    assert entry["val_accuracy"]["mean"] == pytest.approx(0.86) and entry["val_accuracy"]["seeds"] == 2
+    assert warning_summary(mean_curves([{"loss": U_SHAPE, "accuracy": U_SHAPE, "val_loss": U_SHAPE, "val_accuracy": U_SHAPE}]), RULE)["epoch"] == 5
+    np.testing.assert_allclose(curves["dense64"]["val_loss"][:5], [1.05, 0.9, 0.7, 0.55, 0.475])  # seed mean of the fold means
+
+    metrics = {
+        "cross_validation": summary,
+        "final": {"test_loss": mean_std([0.33, 0.35]), "test_accuracy": mean_std([0.88, 0.89])},
+        "cnn": {"warning": {"epoch": mean_std([12, 14]), "val_loss": mean_std([0.24, 0.25]), "val_accuracy": mean_std([0.91, 0.92])},
+                "final_val_accuracy": mean_std([0.915, 0.917])},
+    }
+    reference = {"cross_validation": {"dense64": {"epoch": 15, "val_loss": 0.329, "val_accuracy": 0.883}},
+                 "final": {"test_loss": 0.3279, "test_accuracy": 0.8864}, "cnn": {"warning": {"epoch": 18, "val_loss": 0.227, "val_accuracy": 0.921}}}
+    tolerance = {"accuracy": {"absolute": 0.02, "std_factor": 2}, "loss": {"absolute": 0.03, "std_factor": 2}, "epoch": {"absolute": 3, "std_factor": 2}}
+    settings = {"k": 2, "epochs": 16, "patience": 10, "min_decrease": 0.02, "final": "dense(256), dropout 0.4, 20 epochs", "cnn_epochs": 30}
+    lines = render_sections(metrics, reference, tolerance, settings, 2, "figures/")
+    assert "| `dense64` | 15 | 5.5 ± 0.7 | -9.5 | differs | 0.329 | 0.450 ± 0.000 | +0.121 | differs | 0.883 | 0.860 ± 0.014 | -0.023 | matches |" in lines
+    assert "## Dense nets, 2-fold cross-validation, 16 epochs" in lines
+    assert "## The chosen model (dense(256), dropout 0.4, 20 epochs) on the test set" in lines
+    assert "| test_accuracy | 0.8864 | 0.8850 ± 0.0071 | -0.0014 | matches |" in lines
+    assert "| epoch | 18 | 13.0 ± 1.4 | -5.0 | differs |" in lines and "![cnn](figures/cnn.png)" in lines

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from stages.common import ConfigError
+from stages.layout import FASHION_RUNS, fashion_cv_run
 from tests.conftest import ROOT, command_env, dvc, run, start_dvc, wait_for_training
 
 # ---------------------------------------------------------------------------------------------
@@ -56,11 +57,8 @@ def set_key(params: dict, dotted: str, value) -> dict:
 
 
 def tips_argv(tmp: Path, variant: str = "deep_relu") -> list[str]:
-    prepared = tmp / "prepared"
-    prepared.mkdir(exist_ok=True)
-    for name in ("mnist_tips", "mnist_tips_noisy", "mnist_tips_unscaled"):
-        tiny_npz(prepared / f"{name}.npz", "tips")
-    return ["--variant", variant, "--seed", "0", "--prepared", str(prepared), "--out", str(tmp / "out" / "run")]
+    data = tiny_npz(tmp / "mnist_tips.npz", "tips")
+    return ["--variant", variant, "--seed", "0", "--data", str(data), "--out", str(tmp / "out" / "run")]
 
 
 def cv_argv(tmp: Path, variant: str = "dense64") -> list[str]:
@@ -77,12 +75,12 @@ def cnn_argv(tmp: Path) -> list[str]:
 
 def fashion_table_argv(tmp: Path) -> list[str]:
     out = tmp / "out"
-    return ["--runs", str(tmp / "runs"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--figures", str(out / "fig"), "--curves", str(out / "c.csv"), "--predictions", str(out / "p")]
+    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/fashion.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--figures", str(out / "fig"), "--curves", str(out / "c.csv"), "--predictions", str(out / "p")]
 
 
 def tips_table_argv(tmp: Path) -> list[str]:
     out = tmp / "out"
-    return ["--runs", str(tmp / "runs"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--curves", str(out / "c.csv")]
+    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/mnist_tips.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--curves", str(out / "c.csv")]
 
 
 def preprocess_argv(tmp: Path) -> list[str]:
@@ -91,7 +89,7 @@ def preprocess_argv(tmp: Path) -> list[str]:
 
 BAD_PARAMS = [
     # (case id, stage module, argv builder, dotted key, bad value, text naming what is allowed)
-    ("unknown key", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.learnin_rate", 0.1, "unknown key(s) learnin_rate; allowed: data, hidden_units"),
+    ("unknown key", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.learnin_rate", 0.1, "unknown key(s) learnin_rate; allowed: hidden_units"),
     ("epochs as a string", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.epochs", "20", "'20' is not allowed; allowed: an integer"),
     ("dropout 1", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.dropout_rate", 1.0, "1.0 is not allowed; allowed: 0 <= dropout_rate < 1"),
     ("dropout negative", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.dropout_rate", -0.1, "-0.1 is not allowed; allowed: 0 <= dropout_rate < 1"),
@@ -161,7 +159,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 def _unit_dir(project: Path, stage: str) -> Path:
     variant, seed, fold = stage.split("@")[1].rsplit("-", 2)
-    return project / "reports/runs/fashion/cv" / variant / f"seed{seed}" / f"fold{fold}"
+    return project / fashion_cv_run(FASHION_RUNS, variant, seed, fold)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])

@@ -3,14 +3,16 @@ every table and claim, `dvc plots` draws every plot, and the gate passes the unc
 pipeline but fails, naming the row and the claim, when one row is made worse on purpose."""
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
 from stages.claims import Outcome, check
-from tests.conftest import dvc, run
-from tools.gate import derive, run_check
+from stages.common import load_yaml
+from tests.conftest import ROOT, dvc, run
+from tools.gate import derive, main as gate_main, run_check
 
 
 def gate(project):
@@ -43,9 +45,10 @@ def test_claim_checks(spec, holds):
 
 
 def test_derived_floors_pass_then_catch_a_drop():
-    claims = {"claims": [{"id": "a_beats_b", "text": "a beats b", "check": {"greater": "t.a.accuracy", "than": "t.b.accuracy", "by": 0.3}}]}
-    floors = derive(TABLES, claims, std_factor=3, margin=0.02)
-    assert floors == {"metrics": {"t.a.accuracy": 0.87, "t.b.accuracy": 0.2}, "claims": ["a_beats_b"]}
+    claims = {"tolerance": {"accuracy": {"absolute": 0.02, "std_factor": 2}},
+              "claims": [{"id": "a_beats_b", "text": "a beats b", "check": {"greater": "t.a.accuracy", "than": "t.b.accuracy", "by": 0.3}}]}
+    floors = derive(TABLES, claims, std_factor=3, margin=0.02)  # no post figures: floors only
+    assert floors == {"metrics": {"t.a.accuracy": {"floor": 0.87}, "t.b.accuracy": {"floor": 0.2}}, "claims": ["a_beats_b"]}
     assert run_check(TABLES, claims, floors) == []
     worse = json.loads(json.dumps(TABLES))
     worse["t"]["a"]["accuracy"]["mean"] = 0.6
@@ -54,13 +57,77 @@ def test_derived_floors_pass_then_catch_a_drop():
     assert failures[1].startswith("claim a_beats_b no longer holds")
 
 
+TOLERANCE = {"accuracy": {"absolute": 0.02, "std_factor": 2}}
+
+
+def entry(mean, std):
+    return {"mean": mean, "std": std, "seeds": 3}
+
+
+def test_bounds_follow_what_each_row_reproduces():
+    tables = {"m": {"chance": {"test_accuracy": entry(0.10, 0.005)},       # near chance, as the post
+                    "row9": {"test_accuracy": entry(0.9448, 0.0043)},       # learns; the post stays at chance
+                    "high": {"test_accuracy": entry(0.9979, 0.0033)},       # as the post, next to 1.0
+                    "ours": {"test_accuracy": entry(0.5, 0.001)}}}          # no post figure
+    references = {"m": {"chance": {"test_accuracy": 0.1032}, "row9": {"test_accuracy": 0.098}, "high": {"test_accuracy": 0.996}}}
+    floors = derive(tables, {"tolerance": TOLERANCE, "claims": []}, 3, 0.02, references)["metrics"]
+    assert floors == {
+        "m.chance.test_accuracy": {"floor": 0.08, "ceiling": 0.12},
+        "m.row9.test_accuracy": {"ceiling": 0.9648},  # only away from the post: a fix passes
+        "m.high.test_accuracy": {"floor": 0.9779},  # its ceiling would be 1.0078, which cannot fail
+        "m.ours.test_accuracy": {"floor": 0.48},
+    }
+    for bound in floors.values():
+        assert all(0 < v < 1 for v in bound.values())
+    claims = {"tolerance": TOLERANCE, "claims": []}
+    gated = {"metrics": floors}
+
+    def with_value(row, value):
+        changed = json.loads(json.dumps(tables))
+        changed["m"][row]["test_accuracy"]["mean"] = value
+        return run_check(changed, claims, gated)
+
+    assert run_check(tables, claims, gated) == []
+    assert with_value("chance", 0.5) == ["m.chance.test_accuracy: 0.5 is above its ceiling 0.12"]  # it started to learn
+    assert with_value("row9", 0.1) == []  # row 9 fixed on TensorFlow: towards the post, not a regression
+    assert with_value("row9", 0.99) == ["m.row9.test_accuracy: 0.99 is above its ceiling 0.9648"]
+    assert with_value("high", float("nan")) == ["m.high.test_accuracy: nan is not a number ({'floor': 0.9779})"]
+
+
+def test_committed_bounds_are_in_range_and_leave_row_9_unprotected():
+    floors = load_yaml(ROOT / "floors" / "full.yaml")
+    assert len(floors["metrics"]) > 20 and floors["claims"]
+    for address, bound in floors["metrics"].items():
+        assert set(bound) <= {"floor", "ceiling"} and bound, address
+        assert all(0 < v < 1 for v in bound.values()), address
+    for split in ("train", "test"):
+        assert "floor" not in floors["metrics"].get(f"mnist_tips.unscaled.{split}_accuracy", {})  # does not reproduce the post
+        assert "ceiling" in floors["metrics"][f"mnist_tips.deep_sigmoid.{split}_accuracy"]  # must stay near chance
+
+
+def test_a_floors_file_that_checks_nothing_fails(tmp_path, capsys):
+    empty = tmp_path / "floors.yaml"
+    empty.write_text("metrics: {}\nclaims: []\n")
+    assert gate_main(["check", "--floors", str(empty)]) == 1
+    assert "no metric and no claim to check" in capsys.readouterr().out
+
+
 def test_report_shows_every_table_and_claim(smoke):
     report = (smoke["path"] / "reports" / "README.md").read_text()
-    for heading in ("## MNIST tips", "### 5-fold cross-validation", "### The chosen model", "### CNN", "## The posts' claims"):
-        assert heading in report
+    for heading in ("## MNIST tips", "### Dense nets, 2-fold cross-validation, 24 epochs", "### The chosen model (dense(256), dropout 0.4, 2 epochs)",
+                    "### CNN, 2 epochs", "## The posts' claims", "## Checks of our own"):
+        assert heading in report  # the prose says what this (smoke) run did, from its params
+    assert "after 2 epochs on the first 10,000 training images" in report and "no epoch of the next\n10 improves" in report
     assert "| 4 | `deep_relu` | 0.9960 |" in report and "| `dense64` | 15 |" in report
+    claims = load_yaml(smoke["path"] / "claims.yaml")["claims"]
     marks = report.count("| pass |") + report.count("| **fail** |") + report.count("| not measured |")
-    assert marks == 14  # every claim in claims.yaml, measured or not
+    assert marks == len(claims) == 15  # every claim in claims.yaml, measured or not
+    posts = sum(c["source"] == "post" for c in claims)
+    assert posts == 14 and len(claims) - posts == 1  # the Keras 2 loss check is ours, not the posts'
+    # The smoke rows measure 3 of the posts' claims (deep_relu_learns, adam_about_as_accurate,
+    # unscaled_stays_at_chance); the count says so rather than counting the rest as held or failed.
+    assert re.search(r"\n\d of the 3 claims of the posts measured in this run hold \(11 not measured\)\.\n", report), report
+    assert re.search(r"\n\d of the 1 checks of our own measured in this run hold\.\n", report), report
     assert "| pass | Adam reaches about the accuracy of SGD" in report
     assert "![cnn](fashion/figures/cnn.png)" in report
 

@@ -1,23 +1,35 @@
-"""Accuracy regression gate: exit 1, naming each failure, when a metric falls below its floor
-or a claim that held when the floors were set stops holding. (`dvc metrics diff` shows
-changes but has no thresholds and always exits 0.)
+"""Accuracy regression gate: exit 1, naming each failure, when a metric leaves its bounds or a
+claim that held when the bounds were set stops holding. (`dvc metrics diff` shows changes but
+has no thresholds and always exits 0.)
 
     python -m tools.gate check --floors floors/full.yaml     # after `dvc repro`
-    python -m tools.gate derive --out floors/full.yaml       # set floors from the current results
+    python -m tools.gate derive --out floors/full.yaml       # set bounds from the current results
+
+Each accuracy gets the bounds that matter for it, mean -/+ max(3 x seed std, 0.02):
+- it reproduces the post's figure (the report's verdict `matches`): a floor and a ceiling, so
+  a near-chance row that starts to learn fails as surely as a good row that stops learning;
+- it differs from the post's figure: only the bound on the side away from the post, so a fix
+  that brings the row towards the post passes, and a row that does not reproduce the post is
+  not protected as if it were a result;
+- no post figure (a variant of our own): a floor.
+A bound at or beyond the metric's range (accuracy 0 to 1) can never fail and is left out.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import yaml
 
-from stages.claims import check, load_claims, load_tables, lookup
+from stages.claims import check, load_claims, load_reference, load_tables, lookup, tolerance_for, verdict
 from stages.common import atomic_path, load_yaml
 
 DEFAULT_METRICS = ["mnist_tips=reports/mnist_tips/metrics.json", "fashion=reports/fashion/metrics.json"]
+DEFAULT_REFERENCE = ["mnist_tips=reference/mnist_tips.yaml", "fashion=reference/fashion.yaml"]
+RANGE = (0.0, 1.0)  # every gated metric is an accuracy
 
 
 def accuracy_entries(node, prefix=""):
@@ -31,27 +43,60 @@ def accuracy_entries(node, prefix=""):
             yield from accuracy_entries(value, f"{prefix}.{key}" if prefix else key)
 
 
-def derive(tables: dict, claims: dict, std_factor: float, margin: float) -> dict:
-    """Floors a little under the current results: mean - max(std_factor x seed std, margin);
-    and the claims that hold now, which must keep holding."""
-    floors = {}
+def post_value(references: dict, address: str):
+    """The post's figure for a metrics address (reference files mirror the metrics files), or None."""
+    try:
+        value = lookup(references, address)
+    except (KeyError, TypeError):
+        return None
+    return value if isinstance(value, (int, float)) else None
+
+
+def bounds(entry: dict, post, tolerance: dict, std_factor: float, margin: float) -> dict:
+    """{floor, ceiling} or either alone, as the module docstring says."""
+    width = max(std_factor * (entry["std"] or 0.0), margin)
+    low, high = round(entry["mean"] - width, 4), round(entry["mean"] + width, 4)
+    if post is None:
+        sides = {"floor"}
+    elif verdict(entry, post, tolerance) == "matches":
+        sides = {"floor", "ceiling"}
+    else:
+        sides = {"ceiling"} if entry["mean"] > post else {"floor"}
+    found = {}
+    if "floor" in sides and low > RANGE[0]:
+        found["floor"] = low
+    if "ceiling" in sides and high < RANGE[1]:
+        found["ceiling"] = high
+    return found
+
+
+def derive(tables: dict, claims: dict, std_factor: float, margin: float, references: dict | None = None) -> dict:
+    """Bounds around the current results, each metric in the directions that matter for it; and
+    the claims that hold now, which must keep holding."""
+    metrics = {}
     for name, table in tables.items():
         for address, entry in accuracy_entries(table, name):
-            floors[address] = round(entry["mean"] - max(std_factor * (entry["std"] or 0.0), margin), 4)
+            found = bounds(entry, post_value(references or {}, address), tolerance_for(address.rsplit(".", 1)[-1], claims["tolerance"]), std_factor, margin)
+            if found:
+                metrics[address] = found
     holding = [o.claim_id for o in (check(c, tables) for c in claims["claims"]) if o.holds]
-    return {"metrics": floors, "claims": holding}
+    return {"metrics": metrics, "claims": holding}
 
 
 def run_check(tables: dict, claims: dict, floors: dict) -> list[str]:
     failures = []
-    for address, floor in floors.get("metrics", {}).items():
+    for address, limits in floors.get("metrics", {}).items():
         try:
             value = lookup(tables, address)
         except KeyError:
-            failures.append(f"{address}: not measured in this run (floor {floor})")
+            failures.append(f"{address}: not measured in this run ({limits})")
             continue
-        if value is None or value < floor:
-            failures.append(f"{address}: {value} is below its floor {floor}")
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            failures.append(f"{address}: {value} is not a number ({limits})")
+        elif "floor" in limits and value < limits["floor"]:
+            failures.append(f"{address}: {value} is below its floor {limits['floor']}")
+        elif "ceiling" in limits and value > limits["ceiling"]:
+            failures.append(f"{address}: {value} is above its ceiling {limits['ceiling']}")
     by_id = {c["id"]: c for c in claims["claims"]}
     for claim_id in floors.get("claims", []):
         if claim_id not in by_id:
@@ -69,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floors", type=Path, help="floors file to check against (check)")
     parser.add_argument("--out", type=Path, help="floors file to write (derive)")
     parser.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS, help="NAME=PATH of each table's metrics.json")
+    parser.add_argument("--reference", nargs="+", default=DEFAULT_REFERENCE, help="NAME=PATH of each table's post figures (derive)")
     parser.add_argument("--claims", type=Path, default=Path("claims.yaml"))
     parser.add_argument("--std-factor", type=float, default=3.0)
     parser.add_argument("--margin", type=float, default=0.02)
@@ -79,15 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "derive":
         if args.out is None:
             parser.error("derive needs --out")
-        floors = derive(tables, claims, args.std_factor, args.margin)
+        references = {name: load_reference(Path(path)) for name, _, path in (spec.partition("=") for spec in args.reference)}
+        floors = derive(tables, claims, args.std_factor, args.margin, references)
         with atomic_path(args.out) as tmp:
             tmp.write_text(
                 f"# Written by `python -m tools.gate derive` from {', '.join(args.metrics)}:\n"
-                f"# floor = mean - max({args.std_factor:g} x seed std, {args.margin:g}); claims that held then.\n"
+                f"# bounds = mean -/+ max({args.std_factor:g} x seed std, {args.margin:g}): floor and ceiling where the\n"
+                "# post's figure is reproduced, the side away from the post where it is not, a floor where the post\n"
+                "# has none; bounds outside 0-1 left out (tools/gate.py says why). Claims that held then.\n"
                 + yaml.safe_dump(floors, sort_keys=True),
                 encoding="utf-8",
             )
-        print(f"gate: {len(floors['metrics'])} floors and {len(floors['claims'])} claims -> {args.out}")
+        count = sum(len(b) for b in floors["metrics"].values())
+        print(f"gate: {count} bounds on {len(floors['metrics'])} metrics and {len(floors['claims'])} claims -> {args.out}")
         return 0
     if args.floors is None:
         parser.error("check needs --floors")
@@ -96,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     for failure in failures:
         print(f"FAIL {failure}")
     checked = len(floors.get("metrics", {})) + len(floors.get("claims", []))
+    if checked == 0:
+        print(f"FAIL {args.floors}: no metric and no claim to check")
+        return 1
     print(f"gate: {checked - len(failures)} of {checked} checks pass ({args.floors})")
     return 1 if failures else 0
 

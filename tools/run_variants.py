@@ -22,17 +22,18 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import config_dict, load_params, write_json
+from stages.common import config_dict, write_json
 from stages.mnist_tips import train_and_evaluate, variant_config
+from stages.mnist_tips_table import data_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 # What train_and_evaluate imports from the project (tests/test_run_variants.py keeps this true).
 CODE = ("stages/__init__.py", "stages/common.py", "stages/idx.py", "stages/mnist_tips.py", "stages/models.py", "stages/training.py")
 
 
-def data_groups(params: Path) -> dict[str, str]:
+def data_of(params: Path) -> dict[str, str]:
     """`mnist_tips.data` inverted: variant -> the prepared file (preprocess variant) it trains on."""
-    return {variant: data for data, variants in load_params(params, "mnist_tips", "data").items() for variant in variants}
+    return {variant: data for data, variants in data_groups(params).items() for variant in variants}
 
 
 def code_version() -> dict:
@@ -70,7 +71,7 @@ def main() -> None:
 
     import keras
 
-    groups = data_groups(args.params)
+    groups = data_of(args.params)
     results, params = [], {}
     for name in args.variants:
         variant = variant_config(args.params, name)
