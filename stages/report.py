@@ -56,8 +56,11 @@ def claims_section(outcomes) -> list[str]:
         measured = [o for o in chosen if o.holds is not None]
         held = sum(bool(o.holds) for o in measured)
         unmeasured = len(chosen) - len(measured)
-        lines += ["", f"{held} of the {len(measured)} {noun} measured in this run hold"
-                  + (f" ({unmeasured} not measured)." if unmeasured else "."), ""]
+        if measured:
+            lines += ["", f"{held} of the {len(measured)} {noun} measured in this run hold"
+                      + (f" ({unmeasured} not measured)." if unmeasured else "."), ""]
+        else:
+            lines += ["", f"None of the {len(chosen)} {noun} was measured in this run.", ""]
     return lines
 
 
