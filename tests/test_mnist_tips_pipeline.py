@@ -86,7 +86,12 @@ def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
     assert "up to date" in dvc(["status"], project).stdout
 
 
+def experiments(project) -> dict:
+    return {exp["name"]: exp for rev in json.loads(dvc(["exp", "show", "--json"], project).stdout) for exp in rev.get("experiments") or []}
+
+
 def test_changing_one_variant_reruns_only_its_stages(smoke):
+    before = experiments(smoke["path"])  # other tests may have left experiments of their own
     # --temp: run the experiment outside the workspace, which the other smoke tests share.
     result = dvc(["exp", "run", "--temp", "-S", "mnist_tips.variants.unscaled.epochs=1"], smoke["path"], env=smoke["env"])
     out = result.stdout
@@ -96,10 +101,8 @@ def test_changing_one_variant_reruns_only_its_stages(smoke):
     assert "Running stage 'mnist_tips_table'" in out
     assert "Running stage 'preprocess" not in out and "Running stage 'fetch" not in out
     assert "Running stage 'fashion" not in out
-    experiments = [
-        exp for rev in json.loads(dvc(["exp", "show", "--json"], smoke["path"]).stdout) for exp in rev.get("experiments") or []
-    ]
-    assert len(experiments) == 1
-    data = experiments[0]["revs"][0]["data"]
+    new = [exp for name, exp in experiments(smoke["path"]).items() if name not in before]
+    assert len(new) == 1
+    data = new[0]["revs"][0]["data"]
     assert data["params"]["params.yaml"]["data"]["mnist_tips"]["variants"]["unscaled"]["epochs"] == 1
     assert "unscaled" in data["metrics"]["reports/mnist_tips/metrics.json"]["data"]
