@@ -231,6 +231,8 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     fashion = load_params(args.params, "fashion")
+    if not fashion.get("variants"):
+        raise ConfigError(f"fashion.variants: {fashion.get('variants')!r} is not allowed; allowed: at least one variant (a table needs a row)")
     seeds = seed_list(fashion["seeds"], "fashion.seeds")
     cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
     if sorted(cv.folds) != list(range(cv.k)):

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -95,22 +96,44 @@ def user_mirrors(config: FetchConfig) -> list[str]:
     return os.environ.get(MIRROR_ENV, "").split() + list(config.mirrors)
 
 
+class SourceDown(DataError):
+    """A source that gave no answer in time or could not be reached: the other files of the
+    dataset are not asked of it (a hung mirror costs its timeout once, not once per file)."""
+
+
+PROGRESS_EVERY_S = 10  # a line in the log this often while a download is under way
+WAIT_S = 30  # the longest wait for a server's next byte, within the file's deadline
+
+
 def _download(url: str, dest: Path, timeout: float) -> None:
+    """Fetch `url` into `dest` within `timeout` seconds in all: the deadline bounds the whole
+    file (a server that trickles one byte at a time is given up on), and no wait for the next
+    byte lasts longer than WAIT_S (a server that never answers costs that, not the deadline)."""
     request = urllib.request.Request(url, headers={"User-Agent": "keras-tutorial-repro/1"})
+    started = time.monotonic()
+    received = 0
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
+        with urllib.request.urlopen(request, timeout=min(timeout, WAIT_S)) as response, open(dest, "wb") as out:
             size = int(response.headers.get("Content-Length") or 0) or None
-            # disable=None: a bar on a terminal, nothing in a log file (the caller logs one line).
+            noted = started
+            # disable=None: a bar on a terminal, nothing in a log file (which gets a line every 10 s).
             with tqdm(total=size, unit="B", unit_scale=True, desc=Path(dest).name, disable=None, leave=False) as bar:
-                while chunk := response.read(1 << 16):
+                while chunk := response.read1(1 << 16):  # what has arrived, not a full block
                     out.write(chunk)
                     bar.update(len(chunk))
+                    received += len(chunk)
+                    now = time.monotonic()
+                    if now - started > timeout:
+                        raise SourceDown(f"not finished within {timeout:g} s ({received} of {size or '?'} bytes): too slow")
+                    if now - noted >= PROGRESS_EVERY_S:
+                        log.info(f"{url}: {received} of {size or '?'} bytes after {now - started:.0f} s")
+                        noted = now
     except urllib.error.HTTPError as exc:
         raise DataError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
-        raise DataError(f"unreachable ({exc.reason})") from None
+        raise SourceDown(f"unreachable ({exc.reason})") from None
     except TimeoutError:
-        raise DataError(f"no answer within {timeout:g} s") from None
+        raise SourceDown(f"no answer within {min(timeout, WAIT_S):g} s") from None
     except OSError as exc:
         raise DataError(f"download failed ({exc})") from None
 
@@ -127,19 +150,26 @@ def _retrieve(source: str, name: str, dest: Path, timeout: float) -> None:
     shutil.copyfile(folder / name, dest)
 
 
-def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str) -> tuple[IdxInfo, str]:
-    """Try each source in turn; keep the first copy whose structure and checksum are right."""
+def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str, down: dict | None = None) -> tuple[IdxInfo, str]:
+    """Try each source in turn; keep the first copy whose structure and checksum are right.
+    `down` (source -> why) collects the sources that did not answer, and they are skipped."""
     if not sources:
         raise DataError(f"{label}/{spec.name}: no source to fetch it from (set {MIRROR_ENV} or fetch.mirrors)")
-    failures = []
+    down = {} if down is None else down
+    failures = [f"  - {source}: skipped, {why}" for source, why in down.items() if source in sources]
     scratch = dest.with_name(f".download-{dest.name}")
     for source in sources:
+        if source in down:
+            continue
         try:
             _retrieve(source, spec.name, scratch, timeout)
             info = verify_idx_gz(scratch, spec.sha256, spec.name, recompress_to=dest)
         except DataError as exc:
             failures.append(f"  - {source}: {str(exc).removeprefix(spec.name + ': ')}")
             log.warning(f"{label}/{spec.name}: {source} failed: {exc}")
+            if isinstance(exc, SourceDown):
+                down[source] = f"it did not answer for {spec.name} ({exc})"
+                log.warning(f"{label}: not asking {source} for the other files")
             dest.unlink(missing_ok=True)
             continue
         finally:
@@ -170,8 +200,9 @@ def fetch_dataset(label: str, section: dict, fetch_section: dict, out: Path) -> 
     sources = candidate_sources(config, user_mirrors(fetch_config))
     with atomic_path(out) as staging:
         staging.mkdir()
+        down: dict[str, str] = {}
         fetched = {
-            role: fetch_file(spec, sources, staging / spec.name, fetch_config.timeout_s, label)
+            role: fetch_file(spec, sources, staging / spec.name, fetch_config.timeout_s, label, down)
             for role, spec in specs.items()
         }
         check_pairs(label, specs, fetched)

@@ -168,7 +168,9 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     seeds = seed_list(load_params(args.params, "mnist_tips", "seeds"), "mnist_tips.seeds")
-    variants = list(load_params(args.params, "mnist_tips", "variants"))
+    variants = list(load_params(args.params, "mnist_tips", "variants") or {})
+    if not variants:
+        raise ConfigError("mnist_tips.variants: {} is not allowed; allowed: at least one variant (a table needs a row)")
     settings = settings_sentence(args.params)
     reference = load_reference(args.reference)
     tolerance = load_claims(args.claims)["tolerance"]

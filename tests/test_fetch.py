@@ -3,6 +3,7 @@ directory, and an HTTP server on 127.0.0.1. Every failure must name the file, th
 what was expected, and leave nothing behind."""
 
 import gzip
+import time
 import shutil
 import socket
 import subprocess
@@ -203,3 +204,83 @@ def test_command_line_exits_1_with_one_clear_line(tmp_path):
     assert result.stderr.startswith("error: tiny/train-images-idx3-ubyte.gz: no source gave a valid copy")
     assert "Traceback" not in result.stderr
     assert not out.exists()
+
+
+class _SlowServer:
+    """An HTTP server on 127.0.0.1 that either trickles a body one byte at a time or never
+    answers at all; it counts the requests it got and the bytes it sent."""
+
+    def __init__(self, mode: str, body_size: int = 60, byte_every_s: float = 0.2):
+        import http.server
+        import threading
+
+        self.requests, self.sent, self.stop = 0, 0, threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests += 1
+                if mode == "hang":
+                    outer.stop.wait(30)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(body_size))
+                self.end_headers()
+                for _ in range(body_size):
+                    if outer.stop.is_set():
+                        return
+                    try:
+                        self.wfile.write(b"\0")
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+                    outer.sent += 1
+                    time.sleep(byte_every_s)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_trickling_server_meets_a_deadline_for_the_whole_file(tmp_path):
+    """A server that sends a byte every 0.2 s never trips a per-read timeout; the file's deadline
+    (timeout_s in all) gives up on it long before its 60 bytes are through, and says why."""
+    dataset = write_mirror(tmp_path / "elsewhere")
+    with _SlowServer("trickle") as server:
+        params = write_params(tmp_path / "params.yaml", dataset, [server.url])
+        params.write_text(params.read_text().replace("timeout_s: 5", "timeout_s: 1"))
+        out = tmp_path / "raw" / "tiny"
+        out.parent.mkdir()
+        with pytest.raises(DataError) as err:
+            run_fetch(params, out)
+        sent = server.sent
+    assert "not finished within 1 s" in str(err.value) and "too slow" in str(err.value)
+    assert sent < 20  # it stopped listening after about a second, not at the end of the body
+    assert_nothing_written(out)
+
+
+def test_a_hung_mirror_costs_its_timeout_once_not_once_per_file(tmp_path):
+    """A mirror that accepts requests and never answers is asked for the first file only; the
+    four files then come from the next source."""
+    dataset = write_mirror(tmp_path / "good")
+    with _SlowServer("hang") as server:
+        params = write_params(tmp_path / "params.yaml", dataset, [server.url, str(tmp_path / "good")])
+        params.write_text(params.read_text().replace("timeout_s: 5", "timeout_s: 0.5"))
+        out = tmp_path / "raw" / "tiny"
+        run_fetch(params, out)
+        asked = server.requests
+    assert asked == 1
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILE_NAMES.values())

@@ -115,6 +115,9 @@ BAD_PARAMS = [
     ("fashion seeds empty", "fashion_table", fashion_table_argv, "fashion.seeds", [], "[] is not allowed; allowed: a non-empty list of distinct integers"),
     ("fashion seeds repeated", "fashion_table", fashion_table_argv, "fashion.seeds", [0, 0], "[0, 0] is not allowed; allowed: a non-empty list of distinct integers"),
     ("mnist seeds empty", "mnist_tips_table", tips_table_argv, "mnist_tips.seeds", [], "[] is not allowed; allowed: a non-empty list of distinct integers"),
+    # A table with no rows: refused before anything is written (it used to write {} and then crash).
+    ("mnist variants empty", "mnist_tips_table", tips_table_argv, "mnist_tips.variants", {}, "{} is not allowed; allowed: at least one variant"),
+    ("fashion variants empty", "fashion_table", fashion_table_argv, "fashion.variants", {}, "{} is not allowed; allowed: at least one variant"),
     ("noise std negative", "preprocess", preprocess_argv, "preprocess.mnist_tips.test_noise_std", -1.0, "-1.0 is not allowed; allowed: a number >= 0"),
 ]
 

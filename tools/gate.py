@@ -13,19 +13,27 @@ Each accuracy gets the bounds that matter for it, mean -/+ max(3 x seed std, 0.0
   not protected as if it were a result;
 - no post figure (a variant of our own): a floor.
 A bound at or beyond the metric's range (accuracy 0 to 1) can never fail and is left out.
+
+`check` fails closed: a value that is not a number, a floors file that checks nothing or has a
+key it does not know, a malformed floors or claims file, and a metrics file whose bytes are not
+the ones dvc.lock recorded (edited by hand, or a stage not rerun) are failures, one line each.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import sys
 from pathlib import Path
 
 import yaml
+from ruamel.yaml import YAMLError
 
 from stages.claims import check, load_claims, load_reference, load_tables, lookup, tolerance_for, verdict
-from stages.common import atomic_path, load_yaml
+from stages.common import ConfigError, atomic_path, load_yaml
+from stages.idx import DataError
 
 DEFAULT_METRICS = ["mnist_tips=reports/mnist_tips/metrics.json", "fashion=reports/fashion/metrics.json"]
 DEFAULT_REFERENCE = ["mnist_tips=reference/mnist_tips.yaml", "fashion=reference/fashion.yaml"]
@@ -108,6 +116,54 @@ def run_check(tables: dict, claims: dict, floors: dict) -> list[str]:
     return failures
 
 
+def load_floors(path: Path) -> dict:
+    """A floors file, refused with one line if it has a key the gate does not know (a misspelled
+    section would otherwise check nothing) or a bound that is not a number."""
+    data = load_yaml(path)
+    if not isinstance(data, dict) or set(data) - {"metrics", "claims"}:
+        keys = sorted(data) if isinstance(data, dict) else data
+        raise ConfigError(f"{path}: {keys!r} is not allowed; allowed: the sections metrics and claims")
+    metrics, claims = data.get("metrics") or {}, data.get("claims") or []
+    if not isinstance(metrics, dict) or not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
+        raise ConfigError(f"{path}: metrics must map addresses to bounds and claims must list claim ids")
+    for address, limits in metrics.items():
+        if not isinstance(limits, dict) or not limits or set(limits) - {"floor", "ceiling"}:
+            raise ConfigError(f"{path}: metrics.{address}: {limits!r} is not allowed; allowed: floor and/or ceiling")
+        for side, value in limits.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{path}: metrics.{address}.{side}: {value!r} is not allowed; allowed: a number")
+    return {"metrics": metrics, "claims": claims}
+
+
+def lock_mismatches(specs: list[str], lock: Path) -> list[str]:
+    """Each metrics file whose bytes differ from what dvc.lock recorded for it."""
+    if not lock.is_file():
+        return [f"{lock}: missing, so the metrics cannot be checked against the run that made them"]
+    recorded = {}
+    for stage in (load_yaml(lock) or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            recorded[out["path"]] = out.get("md5")
+    failures = []
+    for spec in specs:
+        path = spec.partition("=")[2]
+        if path not in recorded:
+            failures.append(f"{path}: not an output in {lock}")
+        elif hashlib.md5(Path(path).read_bytes()).hexdigest() != recorded[path]:
+            failures.append(f"{path}: not the file {lock} recorded (edited by hand, or its stage not rerun; see `dvc status`)")
+    return failures
+
+
+def _read(what, loader, *args):
+    """`loader(*args)`, with any unreadable or malformed file turned into one ConfigError line."""
+    try:
+        return loader(*args)
+    except ConfigError:
+        raise
+    except (DataError, OSError, ValueError, YAMLError) as exc:  # JSON errors are ValueErrors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{what}: cannot be read ({first})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("check", "derive"))
@@ -116,15 +172,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS, help="NAME=PATH of each table's metrics.json")
     parser.add_argument("--reference", nargs="+", default=DEFAULT_REFERENCE, help="NAME=PATH of each table's post figures (derive)")
     parser.add_argument("--claims", type=Path, default=Path("claims.yaml"))
+    parser.add_argument("--lock", type=Path, default=Path("dvc.lock"), help="the lock file the metrics must match (check)")
     parser.add_argument("--std-factor", type=float, default=3.0)
     parser.add_argument("--margin", type=float, default=0.02)
     args = parser.parse_args(argv)
-
-    tables = load_tables(args.metrics)
-    claims = load_claims(args.claims)
+    if args.command == "check" and args.floors is None:
+        parser.error("check needs --floors")
+    if args.command == "derive" and args.out is None:
+        parser.error("derive needs --out")
+    try:
+        tables = _read(", ".join(args.metrics), load_tables, args.metrics)
+        claims = _read(args.claims, load_claims, args.claims)
+        floors = _read(args.floors, load_floors, args.floors) if args.command == "check" else None
+    except ConfigError as exc:
+        print(f"FAIL {exc}")
+        return 1
     if args.command == "derive":
-        if args.out is None:
-            parser.error("derive needs --out")
         references = {name: load_reference(Path(path)) for name, _, path in (spec.partition("=") for spec in args.reference)}
         floors = derive(tables, claims, args.std_factor, args.margin, references)
         with atomic_path(args.out) as tmp:
@@ -139,13 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         count = sum(len(b) for b in floors["metrics"].values())
         print(f"gate: {count} bounds on {len(floors['metrics'])} metrics and {len(floors['claims'])} claims -> {args.out}")
         return 0
-    if args.floors is None:
-        parser.error("check needs --floors")
-    floors = load_yaml(args.floors)
-    failures = run_check(tables, claims, floors)
+    failures = lock_mismatches(args.metrics, args.lock) + run_check(tables, claims, floors)
     for failure in failures:
         print(f"FAIL {failure}")
-    checked = len(floors.get("metrics", {})) + len(floors.get("claims", []))
+    checked = len(floors["metrics"]) + len(floors["claims"])
     if checked == 0:
         print(f"FAIL {args.floors}: no metric and no claim to check")
         return 1
