@@ -171,6 +171,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    before = _state(target)
     # A run killed with SIGKILL cannot clean up: drop its leftovers before starting anew.
     for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -178,6 +179,10 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp.rmdir()  # the caller decides whether it becomes a file or a directory
     try:
         yield tmp
+        if _state(target) != before:
+            # Another run wrote the output while this one worked (e.g. this is an orphan of a
+            # cancelled dvc, and the user has rerun the unit): its result is the current one.
+            raise DataError(f"{target}: written by another run while this one ran; keeping that one, discarding this run's")
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -188,13 +193,40 @@ def atomic_path(target: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def _state(path: Path) -> tuple | None:
+    """What identifies the current version of an output: None if absent, else inode and mtime."""
+    try:
+        found = path.lstat()
+    except FileNotFoundError:
+        return None
+    return (found.st_ino, found.st_mtime_ns)
+
+
 def write_json(path: Path, data: typing.Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def die_with_parent() -> None:
+    """Ask Linux to end this process when the one that started it ends: a stage cancelled with
+    its dvc (SIGTERM to dvc alone, as a CI runner or a job scheduler sends) must not train on as
+    an orphan. dvc starts the stage through a shell that execs it, so the parent is dvc itself."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_stage(main: Callable[[list[str] | None], None]) -> None:
-    """Entry point wrapper: one readable line on stderr and exit code 1 for expected errors."""
+    """Entry point wrapper: one readable line on stderr and exit code 1 for expected errors;
+    the stage ends with the process that started it."""
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         main(None)

@@ -92,3 +92,20 @@ def test_params_written_by_dvc_exp_run_parse_as_numbers(tmp_path):
     assert load_params(path, "x") == {"lr": 1e-06, "epochs": 20, "name": "adam"}
     with pytest.raises(ConfigError, match=r"no section 'x.y'"):
         load_params(path, "x", "y")
+
+
+def test_an_output_written_by_another_run_meanwhile_is_kept(tmp_path):
+    """A run that finds its output replaced while it worked (it is an orphan of a cancelled dvc,
+    and the user has rerun the unit) keeps the other run's output and discards its own."""
+    from stages.common import atomic_path
+    from stages.idx import DataError
+
+    target = tmp_path / "run"
+    with pytest.raises(DataError, match="written by another run while this one ran"):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "mine").write_text("the older run")
+            target.mkdir()
+            (target / "theirs").write_text("the newer run, finished first")
+    assert [p.name for p in target.iterdir()] == ["theirs"]
+    assert list(tmp_path.iterdir()) == [target]  # this run's temporary is gone

@@ -147,3 +147,12 @@ def test_editing_a_shared_module_makes_every_stage_stale(smoke):
         common.write_text(source)
     assert stale == all_stages and len(stale) > 20
     assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_every_stage_runs_after_the_params_check(stages):
+    for stage in stages:
+        deps = [str(d.def_path) for d in stage.deps]
+        if stage.addressing == "check_params":
+            assert [str(o.def_path) for o in stage.outs] == ["reports/params_check.json"]
+        else:
+            assert "reports/params_check.json" in deps, stage.addressing

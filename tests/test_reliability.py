@@ -173,9 +173,10 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
     project, env = smoke["path"], smoke["env"]
     units = ["fashion_cv@dense64-0-0", "fashion_cv@dense64-0-1"]
     params = (project / "params.yaml").read_text()
-    # 100 epochs instead of the profile's 3, so the kill lands well inside the second unit's
-    # training (a 3-epoch unit may already be done when the signal arrives).
-    (project / "params.yaml").write_text(params.replace("epochs: 3", "epochs: 100", 1))
+    # 100 epochs instead of the profile's 24, so the kill lands well inside the second unit's
+    # training (a short unit may already be done when the signal arrives).
+    assert "epochs: 24" in params
+    (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 100", 1))
     try:
         dvc(["repro", "--single-item", *units], project, env=env)
         uninterrupted = {unit: _snapshot(_unit_dir(project, unit)) for unit in units}
@@ -202,6 +203,103 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
     finally:
         (project / "params.yaml").write_text(params)
         dvc(["repro", "--single-item", *units], project, env=env)
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
+    """SIGTERM to the dvc process alone (a CI runner or a job scheduler cancelling the job) used
+    to leave the stage training as an orphan, which later wrote over the user's rerun. The stage
+    now ends with its dvc, and the rerun's result is the one that stays."""
+    import psutil
+
+    project, env = smoke["path"], smoke["env"]
+    unit = "fashion_cv@dense64-0-0"
+    params = (project / "params.yaml").read_text()
+    assert "epochs: 24" in params
+    (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 150", 1))
+    stage_processes = []
+    try:
+        proc = start_dvc(["repro", "--force", "--single-item", unit], project, env)
+        try:
+            wait_for_training(proc, 1)
+            stage_processes = [p for p in psutil.Process(proc.pid).children(recursive=True) if "stages.fashion_cv" in " ".join(p.cmdline())]
+            assert stage_processes, "no stage process found under dvc"
+            os.kill(proc.pid, signal.SIGTERM)  # dvc alone, not its process group
+            proc.wait(timeout=60)
+            _, alive = psutil.wait_procs(stage_processes, timeout=30)
+            assert not alive, "the stage trains on after its dvc was cancelled"
+        finally:
+            for leftover in stage_processes:
+                if leftover.is_running():
+                    leftover.kill()
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5", 1))
+        dvc(["repro", "--single-item", unit], project, env=env)
+        time.sleep(2)  # time for an orphan, were there one, to write
+        config = json.loads((_unit_dir(project, unit) / "config.json").read_text())
+        assert config["epochs"] == 5  # the rerun's result, not the cancelled run's
+        assert "up to date" in dvc(["status", unit], project).stdout
+    finally:
+        (project / "params.yaml").write_text(params)
+        dvc(["repro", "--single-item", unit], project, env=env)
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def _set(params: str, mutate) -> str:
+    changed = yaml.safe_load(params)
+    mutate(changed)
+    return yaml.safe_dump(changed, sort_keys=False)
+
+
+def _name_with_commands(p):
+    p["mnist_tips"]["variants"]["adam;touch PWNED;x"] = dict(p["mnist_tips"]["variants"]["deep_relu"])
+    p["mnist_tips"]["data"]["mnist_tips"].append("adam;touch PWNED;x")
+
+
+BAD_PIPELINE_PARAMS = [
+    ("a misspelled section", lambda p: p.update(fashon={"seeds": [0]}), "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, mnist_tips, fashion"),
+    ("seed beside seeds", lambda p: p["fashion"].update(seed=[3]), "error: fashion: unknown key(s) seed; allowed: seeds, training,"),
+    ("a variant name with shell commands", _name_with_commands, "error: mnist_tips.variants: the name 'adam;touch PWNED;x' is not allowed; allowed: letters, digits and _"),
+    ("a variant name with a space", lambda p: p["fashion"]["variants"].update({"dense 64": {"hidden_units": [8]}}), "error: fashion.variants: the name 'dense 64' is not allowed"),
+    ("an impossible value", lambda p: p["fashion"]["variants"]["dense64"].update(l2=-1), "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0"),
+]
+
+
+@pytest.mark.parametrize("mutate, message", [case[1:] for case in BAD_PIPELINE_PARAMS], ids=[case[0] for case in BAD_PIPELINE_PARAMS])
+def test_bad_params_stop_the_pipeline_before_any_result_is_touched(smoke, mutate, message):
+    """The params check runs before every other stage: one line naming the key, no stage run, no
+    earlier result removed (DVC removes a stage's outputs before running it), no shell command."""
+    project, env = smoke["path"], smoke["env"]
+    params = (project / "params.yaml").read_text()
+    before = _snapshot(project / "reports")
+    try:
+        (project / "params.yaml").write_text(_set(params, mutate))
+        result = dvc(["repro"], project, env=env, check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output
+    assert re.findall(r"Running stage '([^']+)'", output) == ["check_params"], output
+    assert _snapshot(project / "reports") == before
+    assert not list(project.rglob("PWNED"))
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_a_refused_experiment_value_costs_nothing(smoke):
+    """`dvc exp run -S` with an impossible value: refused by the params check, every earlier
+    result kept (it used to delete the unit's run folder, which `dvc checkout` cannot restore)."""
+    project, env = smoke["path"], smoke["env"]
+    before = _snapshot(project / "reports")
+    params = (project / "params.yaml").read_text()
+    try:
+        result = dvc(["exp", "run", "-S", "fashion.variants.dense64.dropout_rate=1.5"], project, env=env, check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    assert result.returncode != 0
+    assert "fashion.variants.dense64.dropout_rate: 1.5 is not allowed" in result.stdout + result.stderr
+    assert _snapshot(project / "reports") == before
     assert "up to date" in dvc(["status"], project).stdout
 
 
@@ -278,8 +376,8 @@ def test_side_by_side_reproduction_equals_a_plain_repro(smoke, tmp_path):
         side_by_side = run([sys.executable, "-m", "benchmarks.reproduce", "--jobs", "2", "--out", str(tmp_path / "times.json")], project, env=env)
         assert "up to date" in dvc(["status"], project).stdout
         done = re.findall(r"\] (\S+) done", side_by_side.stderr)
-        assert sorted(done) == sorted([*units, "fashion_table", "report"]), side_by_side.stderr
-        assert done.index("fashion_table") == len(units) and done[-1] == "report"  # after what it reads
+        assert sorted(done) == sorted(["check_params", *units, "fashion_table", "report"]), side_by_side.stderr
+        assert done[0] == "check_params" and done.index("fashion_table") == len(units) + 1 and done[-1] == "report"  # after what it reads
         assert "stages to run" in side_by_side.stderr and "2 at a time" in side_by_side.stderr
         for unit in units:  # each unit ran once, through DVC
             assert side_by_side.stdout.count(f"[{unit}] Running stage '{unit}'") == 1
