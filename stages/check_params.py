@@ -60,6 +60,7 @@ def check(params: Mapping) -> None:
     from stages.fashion_table import OverfittingRule
     from stages.fetch import FetchConfig, dataset_config
     from stages.mnist_tips import TipsVariant
+    from stages.mnist_tips_table import check_groups
     from stages.preprocess import PreprocessConfig
     from stages.training import RunSettings
 
@@ -79,17 +80,10 @@ def check(params: Mapping) -> None:
     variants = names_of(tips["variants"], "mnist_tips.variants")
     for name in variants:
         build_config(TipsVariant, tips["variants"][name], f"mnist_tips.variants.{name}")
-    groups = tips["data"]
-    for data in names_of(groups, "mnist_tips.data"):
+    for data in names_of(tips["data"], "mnist_tips.data"):
         if data not in params["preprocess"]:
             raise ConfigError(f"mnist_tips.data.{data}: not a preprocess variant; allowed: {', '.join(params['preprocess'])}")
-        if not isinstance(groups[data], list):
-            raise ConfigError(f"mnist_tips.data.{data}: {groups[data]!r} is not allowed; allowed: a list of variants")
-    named = [v for rows in groups.values() for v in rows]
-    if sorted(named) != sorted(variants):
-        twice = sorted({v for v in named if named.count(v) > 1})
-        raise ConfigError(f"mnist_tips.data: every variant must be in exactly one group; twice: {twice or 'none'}, "
-                          f"in none: {[v for v in variants if v not in named] or 'none'}, unknown: {[v for v in named if v not in variants] or 'none'}")
+    check_groups(tips["data"], variants)
 
     fashion = params["fashion"]
     keys_of(fashion, "fashion", SECTIONS["fashion"])

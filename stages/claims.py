@@ -4,6 +4,7 @@ gate, so all of them judge a run the same way."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ def load_reference(path: Path) -> dict:
     return data
 
 
+def load_references(specs: list[str]) -> dict[str, dict]:
+    """`name=path` pairs -> {name: the post's figures at path}, as load_tables does for metrics."""
+    return {name: load_reference(Path(path)) for name, path in _pairs(specs, "--reference", "mnist_tips=reference/mnist_tips.yaml")}
+
+
 def in_post_order(names, reference: dict) -> list[str]:
     """`names` in the order the post prints them (the reference file's order), then the rest
     (variants of our own) in the order given."""
@@ -40,13 +46,17 @@ def in_post_order(names, reference: dict) -> list[str]:
 
 def load_tables(specs: list[str]) -> dict[str, dict]:
     """`name=path` pairs -> {name: the metrics JSON at path}."""
-    tables = {}
+    return {name: json.loads(Path(path).read_text()) for name, path in _pairs(specs, "--metrics", "mnist_tips=reports/mnist_tips/metrics.json")}
+
+
+def _pairs(specs: list[str], option: str, example: str) -> list[tuple[str, str]]:
+    pairs = []
     for spec in specs:
         name, sep, path = spec.partition("=")
         if not sep:
-            raise ConfigError(f"--metrics {spec!r}: expected NAME=PATH, e.g. mnist_tips=reports/mnist_tips/metrics.json")
-        tables[name] = json.loads(Path(path).read_text())
-    return tables
+            raise ConfigError(f"{option} {spec!r}: expected NAME=PATH, e.g. {example}")
+        pairs.append((name, path))
+    return pairs
 
 
 def load_claims(path: Path) -> dict:
@@ -72,8 +82,7 @@ def lookup(tables: dict, address: str) -> float | None:
 
 
 def check(claim: dict, tables: dict) -> Outcome:
-    outcome = _check(claim, tables)
-    return Outcome(outcome.claim_id, outcome.text, outcome.holds, outcome.detail, claim.get("source", "post"))
+    return dataclasses.replace(_check(claim, tables), source=claim.get("source", "post"))
 
 
 def _check(claim: dict, tables: dict) -> Outcome:

@@ -56,11 +56,9 @@ def mean_curves(runs: Path, variants: list[str], seeds: list[int]):
     return pd.concat(frames, ignore_index=True)
 
 
-def data_groups(params: Path) -> dict[str, list[str]]:
-    """`mnist_tips.data`: prepared file -> the rows that train on it. Every variant must be in
-    exactly one group (dvc.yaml runs each group's rows on its file), and every name a variant."""
-    groups = load_params(params, "mnist_tips", "data")
-    variants = list(load_params(params, "mnist_tips", "variants"))
+def check_groups(groups, variants: list[str]) -> None:
+    """`mnist_tips.data` (prepared file -> the rows that train on it) against the variants: every
+    variant in exactly one group (dvc.yaml runs each group's rows on its file), every name a variant."""
     if not isinstance(groups, dict) or not all(isinstance(g, list) for g in groups.values()):
         raise ConfigError(f"mnist_tips.data: {groups!r} is not allowed; allowed: a mapping of prepared file -> list of variants")
     named = [v for group in groups.values() for v in group]
@@ -71,6 +69,12 @@ def data_groups(params: Path) -> dict[str, list[str]]:
     unplaced = [v for v in variants if v not in named]
     if twice or unplaced:
         raise ConfigError(f"mnist_tips.data: every variant must be in exactly one group; twice: {twice or 'none'}, in none: {unplaced or 'none'}")
+
+
+def data_groups(params: Path) -> dict[str, list[str]]:
+    """`mnist_tips.data` of a params file, checked."""
+    groups = load_params(params, "mnist_tips", "data")
+    check_groups(groups, list(load_params(params, "mnist_tips", "variants")))
     return groups
 
 

@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from stages.claims import check, load_claims, load_reference, load_tables
+from stages.claims import check, load_claims, load_references, load_tables
 from stages.common import atomic_path, load_params, run_stage
 from stages.fashion_table import render_sections, settings_of
 from stages.mnist_tips_table import render_rows, settings_sentence
@@ -73,7 +73,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     tables = load_tables(args.metrics)
-    references = {name: load_reference(Path(path)) for name, _, path in (spec.partition("=") for spec in args.reference)}
+    references = load_references(args.reference)
     claims = load_claims(args.claims)
     outcomes = [check(claim, tables) for claim in claims["claims"]]
     tolerance = claims["tolerance"]

@@ -31,7 +31,7 @@ from pathlib import Path
 import yaml
 from ruamel.yaml import YAMLError
 
-from stages.claims import check, load_claims, load_reference, load_tables, lookup, tolerance_for, verdict
+from stages.claims import check, load_claims, load_references, load_tables, lookup, tolerance_for, verdict
 from stages.common import ConfigError, atomic_path, load_yaml
 from stages.idx import DataError
 
@@ -188,8 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAIL {exc}")
         return 1
     if args.command == "derive":
-        references = {name: load_reference(Path(path)) for name, _, path in (spec.partition("=") for spec in args.reference)}
-        floors = derive(tables, claims, args.std_factor, args.margin, references)
+        floors = derive(tables, claims, args.std_factor, args.margin, load_references(args.reference))
         with atomic_path(args.out) as tmp:
             tmp.write_text(
                 f"# Written by `python -m tools.gate derive` from {', '.join(args.metrics)}:\n"

@@ -5,8 +5,8 @@ results as JSON: how a row behaves on JAX (e.g. on a GPU machine without TensorF
         --variants unscaled unscaled_keras2_loss --seeds 0 1 2 --out results.json
 
 The file records what made each number: every variant's effective params (the same dict a DVC
-unit writes to its config.json), the MD5 of every project module the training imports (the
-hashes dvc.lock gives those files), the commit, the library versions, the devices and XLA_FLAGS.
+unit writes to its config.json), the MD5 of every `stages` module the run loaded (the hashes
+dvc.lock gives those files), the commit, the library versions, the devices and XLA_FLAGS.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,8 +28,6 @@ from stages.mnist_tips import train_and_evaluate, variant_config
 from stages.mnist_tips_table import data_groups
 
 ROOT = Path(__file__).resolve().parents[1]
-# What train_and_evaluate imports from the project (tests/test_run_variants.py keeps this true).
-CODE = ("stages/__init__.py", "stages/common.py", "stages/idx.py", "stages/mnist_tips.py", "stages/models.py", "stages/training.py")
 
 
 def data_of(params: Path) -> dict[str, str]:
@@ -37,12 +36,15 @@ def data_of(params: Path) -> dict[str, str]:
 
 
 def code_version() -> dict:
-    """The commit (from $CODE_COMMIT where there is no git, e.g. a copied tree) and each module's MD5."""
+    """The commit (from $CODE_COMMIT where there is no git, e.g. a copied tree) and the MD5 of
+    every module of the project's `stages` package that this run loaded."""
     commit = os.environ.get("CODE_COMMIT", "")
     if not commit:
         found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         commit = found.stdout.strip() if found.returncode == 0 else "unknown"
-    return {"commit": commit, "md5": {name: hashlib.md5((ROOT / name).read_bytes()).hexdigest() for name in CODE}}
+    loaded = sorted({Path(m.__file__).resolve() for name, m in list(sys.modules.items())
+                     if (name == "stages" or name.startswith("stages.")) and getattr(m, "__file__", None)})
+    return {"commit": commit, "md5": {str(path.relative_to(ROOT)): hashlib.md5(path.read_bytes()).hexdigest() for path in loaded}}
 
 
 def versions() -> dict:
