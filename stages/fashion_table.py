@@ -17,6 +17,7 @@ from stages.common import ConfigError, atomic_path, build_config, format_differe
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 from stages.layout import fashion_cnn_run, fashion_cv_run, fashion_final_run
+from stages.run_guard import check_trained_with, check_unchanged_since_start
 
 log = logging.getLogger("stages.fashion_table")
 
@@ -218,6 +219,18 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     return lines
 
 
+def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> None:
+    """Every unit's config.json against the params it is filed under (stages.run_guard)."""
+    training = fashion["training"]
+    for seed in seeds:
+        for variant, settings in fashion["variants"].items():
+            for fold in cv.folds:
+                check_trained_with(fashion_cv_run(runs, variant, seed, fold), {**training, **settings, "k": cv.k}, f"fashion_cv@{variant}-{seed}-{fold}")
+        final = fashion["final"]
+        check_trained_with(fashion_final_run(runs, seed), {**training, "epochs": final["epochs"], **final["model"]}, f"fashion_final@{seed}")
+        check_trained_with(fashion_cnn_run(runs, seed), {**training, **fashion["cnn"]}, f"fashion_cnn@{seed}")
+
+
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", required=True, type=Path)
@@ -229,10 +242,13 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch mean curves for dvc plots")
     parser.add_argument("--predictions", required=True, type=Path, help="folder for the confusion-matrix data")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
     fashion = load_params(args.params, "fashion")
     if not fashion.get("variants"):
         raise ConfigError(f"fashion.variants: {fashion.get('variants')!r} is not allowed; allowed: at least one variant (a table needs a row)")
+    if args.lock:
+        check_unchanged_since_start(args.params, args.lock)
     seeds = seed_list(fashion["seeds"], "fashion.seeds")
     cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
     if sorted(cv.folds) != list(range(cv.k)):
@@ -246,6 +262,7 @@ def main(argv: list[str] | None) -> None:
     final = {key: mean_std([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
     cnn_runs = [_load(fashion_cnn_run(args.runs, s) / "metrics.json") for s in seeds]
     cnn_curves = [mean_curves([_load(fashion_cnn_run(args.runs, s) / "history.json")]) for s in seeds]
+    check_units(args.runs, fashion, seeds, cv)
     cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
     cnn = {
         "warning": {key: mean_std([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},

@@ -13,6 +13,7 @@ from stages.claims import in_post_order, load_claims, load_reference, tolerance_
 from stages.common import ConfigError, atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
 from stages.layout import mnist_tips_run
+from stages.run_guard import check_trained_with, check_unchanged_since_start
 
 log = logging.getLogger("stages.mnist_tips_table")
 
@@ -170,16 +171,24 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch accuracy for dvc plots")
     parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
     seeds = seed_list(load_params(args.params, "mnist_tips", "seeds"), "mnist_tips.seeds")
-    variants = list(load_params(args.params, "mnist_tips", "variants") or {})
+    variant_params = load_params(args.params, "mnist_tips", "variants") or {}
+    variants = list(variant_params)
     if not variants:
         raise ConfigError("mnist_tips.variants: {} is not allowed; allowed: at least one variant (a table needs a row)")
+    if args.lock:
+        check_unchanged_since_start(args.params, args.lock)
     settings = settings_sentence(args.params)
     reference = load_reference(args.reference)
     tolerance = load_claims(args.claims)["tolerance"]
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect(args.runs, variants, seeds)
+    for data, rows in data_groups(args.params).items():
+        for variant in rows:
+            for seed in seeds:
+                check_trained_with(mnist_tips_run(args.runs, variant, seed), {**variant_params[variant], "data": data}, f"{data}@{variant}-{seed}")
     curves = mean_curves(args.runs, variants, seeds)
     configs = {}
     for variant in variants:

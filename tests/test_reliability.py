@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from stages.common import ConfigError
-from stages.layout import FASHION_RUNS, fashion_cv_run
+from stages.layout import FASHION_RUNS, MNIST_TIPS_RUNS, fashion_cv_run, mnist_tips_run
 from tests.conftest import ROOT, command_env, dvc, run, start_dvc, wait_for_training
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +141,43 @@ def test_bad_params_table_is_large_enough():
     assert len(BAD_PARAMS) >= 15 and len({case[3] for case in BAD_PARAMS}) >= 15
 
 
+def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
+    from stages.run_guard import check_unchanged_since_start, differences
+
+    started = {"fashion": {"training": {"epochs": 40, "learning_rate": 0.001}, "seeds": [0, 1]}, "fetch": {"timeout_s": 300}}
+    now = copy.deepcopy(started)
+    now["fashion"]["training"]["learning_rate"] = 1e-06
+    now["fashion"]["seeds"].append(2)
+    del now["fetch"]
+    now["extra"] = 1
+    assert differences(started, started) == []
+    assert differences(started, now) == ["extra: added (1)", "fashion.seeds: [0, 1] -> [0, 1, 2]",
+                                         "fashion.training.learning_rate: 0.001 -> 1e-06", "fetch: removed (was {'timeout_s': 300})"]
+    params, lock = tmp_path / "params.yaml", tmp_path / "dvc.lock"
+    # What DVC writes: `-S lr=1e-6` becomes 1e-06, a float to DVC and to the guard alike.
+    params.write_text("fashion:\n  training: {epochs: 40, learning_rate: 1e-06}\n")
+    lock.write_text("schema: '2.0'\nstages:\n  check_params:\n    params:\n      params.yaml:\n"
+                    "        fashion:\n          training:\n            epochs: 40\n            learning_rate: 1e-06\n")
+    check_unchanged_since_start(params, lock)  # same values: passes
+    params.write_text("fashion:\n  training: {epochs: 41, learning_rate: 1e-06}\n")
+    with pytest.raises(ConfigError, match=r"changed while this run was going \(fashion.training.epochs: 40 -> 41\)"):
+        check_unchanged_since_start(params, lock)
+    lock.write_text("schema: '2.0'\nstages: {}\n")
+    with pytest.raises(ConfigError, match="no record of the check_params stage"):
+        check_unchanged_since_start(params, lock)
+
+
+def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
+    from stages.run_guard import check_trained_with
+
+    (tmp_path / "config.json").write_text(json.dumps({"hidden_units": [64], "dropout_rate": 0.0, "learning_rate": 0.001, "seed": 0}))
+    check_trained_with(tmp_path, {"hidden_units": [64], "dropout_rate": 0, "learning_rate": 0.001}, "fashion_cv@dense64-0-0")
+    with pytest.raises(ConfigError) as refused:
+        check_trained_with(tmp_path, {"hidden_units": [64, 64], "l2": 0.001}, "fashion_cv@dense64-0-0")
+    assert str(refused.value).startswith(f"{tmp_path} was trained with hidden_units=[64] (params.yaml: [64, 64]), l2='missing' (params.yaml: 0.001)")
+    assert "`dvc repro --force --single-item fashion_cv@dense64-0-0`" in str(refused.value)
+
+
 def test_command_line_refusal_is_one_line_and_exit_1(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(set_key(REAL_PARAMS, "fashion.variants.dense64.l2", -1), sort_keys=False))
@@ -238,7 +275,7 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
         (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5", 1))
         dvc(["repro", "--single-item", unit], project, env=env)
         time.sleep(2)  # time for an orphan, were there one, to write
-        config = json.loads((_unit_dir(project, unit) / "config.json").read_text())
+        config = json.loads((unit_dir / "config.json").read_text())
         assert config["epochs"] == 5  # the rerun's result, not the cancelled run's
         assert "up to date" in dvc(["status", unit], project).stdout
     finally:
@@ -361,6 +398,49 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
         dvc(["queue", "stop"], project, check=False)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
         dvc(["queue", "remove", "--all"], project, check=False)
+
+
+def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
+    """The unsafe way: a second `dvc exp run` in the same workspace. DVC writes its `-S` into
+    params.yaml before refusing it on a lock, so the first run's later units train with it, and
+    DVC files the unit that was training at that moment under the new value. The tables refuse
+    both: the run whose params changed midway, and later, the unit trained with other params."""
+    project, env = smoke["path"], smoke["env"]
+    before = _snapshot(project / "reports")
+    unit, unit_dir = "mnist_tips@deep_relu-0", project / mnist_tips_run(MNIST_TIPS_RUNS, "deep_relu", 0)
+    try:
+        first = start_dvc(["exp", "run", "--name", "first", "-S", "mnist_tips.variants.deep_relu.epochs=20"], project, env)
+        try:
+            assert wait_for_training(first, 1, r"Running stage '(mnist_tips@[^']+)'") == [unit]
+            second = dvc(["exp", "run", "--name", "second", "-S", "mnist_tips.variants.deep_relu.learning_rate=0.05"], project, env=env, check=False)
+        finally:
+            rest = first.communicate(timeout=600)[0]
+        assert second.returncode != 0 and "is busy, it is being blocked by" in second.stderr, second.stderr
+        assert first.returncode != 0
+        assert "error: params.yaml changed while this run was going (mnist_tips.variants.deep_relu.learning_rate: 0.1 -> 0.05)" in rest, rest
+        assert "dvc exp run --queue" in rest
+        assert not {"first", "second"} & set(_experiment_metrics(project)), "a mixed experiment was saved"
+        for name in ("metrics.json", "table.md", "curves.csv"):
+            assert (project / "reports/mnist_tips" / name).read_bytes() == before[f"mnist_tips/{name}"], f"{name} was published"
+        assert "up to date" not in dvc(["status"], project).stdout
+        # The unit that was training when params.yaml changed trained with lr 0.1 and is filed
+        # under 0.05, so DVC calls it up to date; the table does not publish it.
+        config = json.loads((unit_dir / "config.json").read_text())
+        assert config["learning_rate"] == 0.1
+        again = dvc(["repro"], project, env=env, check=False)
+        assert again.returncode != 0
+        assert ("error: reports/runs/mnist_tips/deep_relu/seed0 was trained with learning_rate=0.1 (params.yaml: 0.05)" in again.stderr
+                and f"`dvc repro --force --single-item {unit}`" in again.stderr), again.stderr
+        # Doing what the message says mends it.
+        dvc(["repro", "--force", "--single-item", unit], project, env=env)
+        dvc(["repro"], project, env=env)
+        assert "up to date" in dvc(["status"], project).stdout
+        assert json.loads((unit_dir / "config.json").read_text())["learning_rate"] == 0.05
+    finally:
+        run(["git", "checkout", "--", "."], project)
+        dvc(["exp", "remove", "--all-commits"], project, check=False)
+    assert "up to date" in dvc(["status"], project).stdout
+    assert _snapshot(project / "reports") == before
 
 
 def test_side_by_side_reproduction_equals_a_plain_repro(smoke, tmp_path):
