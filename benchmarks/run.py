@@ -10,10 +10,12 @@ Sections:
   matmul      the machine's float32 matrix-multiply rate, the yardstick for achieved GFLOP/s
   parallel    thread settings and two units side by side, for the dense families
   units       two whole stage units one after the other and side by side (default threads):
-              the gain of `benchmarks.reproduce --jobs 2`, and whether results stay the same
+              the gain of `tools.run_parallel --workers 2`, and whether results stay the same
   dvc         a no-op `dvc repro`, `dvc exp show`, `dvc metrics show` (median of 3)
   rerun       `dvc exp run --temp` after one MNIST variant's learning rate changes: wall time
               and how many stages ran
+  scheduler   what tools.run_parallel adds per stage: a Dask task's round trip on a LocalCluster
+              and `dvc repro --single-item` of an up-to-date stage (DVC's start and check)
   memory      peak resident memory of each training family (from the throughput runs) and of
               the table stages, run for real into a scratch folder
 The wall time of each table comes from reports/benchmarks/stage_times.json, which
@@ -45,7 +47,7 @@ from stages.layout import FASHION_RUNS, fashion_cv_run
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory")
+SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -143,7 +145,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def section_units() -> dict:
-    """What `benchmarks.reproduce --jobs 2` gains: two whole units of a table one after the other,
+    """What `tools.run_parallel --workers 2` gains: two whole units of a table one after the other,
     then side by side, each a stage process with its default threads; and whether the results of
     the two ways are the same bytes."""
     results = {}
@@ -210,6 +212,30 @@ def section_rerun() -> dict:
     return {"set": RERUN_SET, "wall_s": round(seconds, 1), "stages_run": ran, "stages_skipped": len(re.findall(r"didn't change, skipping", output))}
 
 
+def section_scheduler() -> dict:
+    """The cost tools.run_parallel adds to each stage, on the up-to-date pipeline: the Dask
+    round trip of an empty task, `dvc --wait-for-lock repro --single-item` of an up-to-date unit
+    (DVC loads the pipeline and checks the stage), and a whole run with nothing to do."""
+    from distributed import Client, LocalCluster
+
+    require_up_to_date("timing the scheduler's overhead")
+    say("scheduler: Dask task round trip, dvc repro --single-item of an up-to-date stage")
+    start = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        started = time.perf_counter() - start
+        trips = []
+        for _ in range(30):
+            t0 = time.perf_counter()
+            client.submit(time.sleep, 0, pure=False).result()
+            trips.append(time.perf_counter() - t0)
+    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+    unit = next(n for n in listed if n.startswith("fashion_cv@"))
+    single = timed([sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", unit])
+    nothing = timed([sys.executable, "-m", "tools.run_parallel", "--workers", "2"], repeats=1)
+    return {"cluster_start_s": round(started, 2), "task_round_trip_ms": round(1000 * statistics.median(trips), 1),
+            "single_item_up_to_date": single, "run_with_nothing_to_do": nothing, "stages": len(listed)}
+
+
 def section_memory(throughput: dict) -> dict:
     result = {family: entry["ours"]["peak_rss_mb"] for family, entry in throughput.items()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -238,7 +264,7 @@ def stage_times() -> dict:
     for name, record in stages.items():
         table = tables.setdefault(record["table"], {"stages": 0, "seconds": 0.0, "slowest": ("", 0.0), "side_by_side": 0})
         table["stages"] += 1
-        table["side_by_side"] += 1 if record.get("side_by_side", 1) > 1 else 0  # timed while sharing the cores (--jobs)
+        table["side_by_side"] += 1 if record.get("side_by_side", 1) > 1 else 0  # timed while sharing the cores (tools.run_parallel)
         table["seconds"] = round(table["seconds"] + record["seconds"], 1)
         if record["seconds"] > table["slowest"][1]:
             table["slowest"] = (name, record["seconds"])
@@ -373,12 +399,12 @@ def render(data: dict) -> str:
                   "| family | default threads (one per core) | one thread | two one-thread units at once, combined |", "|---|---:|---:|---:|"]
         for family, entry in par.items():
             lines.append(f"| {family} | {entry['default_threads_images_per_s']:,.0f} images/s | {entry['one_thread_images_per_s']:,.0f} | {entry['two_side_by_side_images_per_s']:,.0f} |")
-        lines += ["", "`dvc repro` runs one stage at a time; `python -m benchmarks.reproduce --jobs 2` runs two out-of-date stages "
-                  "at a time, each through `dvc repro --single-item`, with TensorFlow's default threads: one thread per unit (the last "
+        lines += ["", "`dvc repro` runs one stage at a time; `python -m tools.run_parallel --workers 2` runs two out-of-date stages "
+                  "at a time, each a Dask task running `dvc repro --single-item`, with TensorFlow's default threads: one thread per unit (the last "
                   "column) would be faster but changes the last bits of the results, since TensorFlow splits its sums by thread count.", ""]
     units = data.get("units")
     if units:
-        lines += ["## Two whole units one after the other, and side by side (what `--jobs 2` gains)", "",
+        lines += ["## Two whole units one after the other, and side by side (what `--workers 2` gains)", "",
                   "| family | units | one after the other | side by side | speed-up | same result bytes |", "|---|---|---:|---:|---:|---|"]
         for family, entry in units.items():
             lines.append(f"| {family} | {'; '.join(entry['units'])} | {entry['one_after_the_other_s']} s | {entry['side_by_side_s']} s | {entry['speedup']}x | {'yes' if entry['identical_results'] else 'NO'} |")
@@ -416,6 +442,17 @@ def render(data: dict) -> str:
         lines += ["## Rerun after one variant's param changes", "",
                   f"`dvc exp run --temp -S {rr['set']}`: {rr['wall_s']} s; ran {len(rr['stages_run'])} stages "
                   f"({', '.join(rr['stages_run'])}), {rr['stages_skipped']} skipped.", ""]
+    sch = data.get("scheduler")
+    if sch:
+        per_stage = sch["task_round_trip_ms"] / 1000 + sch["single_item_up_to_date"]["median_s"]
+        lines += ["## What the parallel runner adds per stage", "",
+                  f"`tools.run_parallel` on a LocalCluster of 2 worker processes: the cluster starts in {sch['cluster_start_s']} s; "
+                  f"an empty Dask task's round trip takes {sch['task_round_trip_ms']} ms (median of 30); "
+                  f"`dvc --wait-for-lock repro --single-item` of an up-to-date unit takes {sch['single_item_up_to_date']['median_s']} s "
+                  f"(median of 3: DVC loads the {sch['stages']}-stage pipeline and checks the stage). So each stage costs about "
+                  f"{per_stage:.1f} s on top of its own work, {per_stage * sch['stages'] / 2 / 60:.1f} min for all {sch['stages']} stages "
+                  f"on 2 workers. A whole run with nothing to do (cluster start, `dvc dag`, `dvc status`) took "
+                  f"{sch['run_with_nothing_to_do']['median_s']} s.", ""]
     mem = data.get("memory")
     if mem:
         heaviest = max(mem, key=mem.get)
@@ -458,6 +495,7 @@ def main() -> None:
         "dvc": section_dvc,
         "rerun": section_rerun,
         "memory": lambda: section_memory(data.get("throughput", {})),
+        "scheduler": section_scheduler,
     }
     for section in SECTIONS:
         if section in sections:

@@ -47,6 +47,17 @@ def test_report_shows_side_by_side_units_and_flags_changed_results():
     assert "| 1.2x | NO |" in text
 
 
+def test_report_adds_up_the_parallel_runners_cost_per_stage():
+    from benchmarks.run import render
+
+    scheduler = {"cluster_start_s": 2.5, "task_round_trip_ms": 12.0, "stages": 168,
+                 "single_item_up_to_date": {"median_s": 3.988}, "run_with_nothing_to_do": {"median_s": 9.1}}
+    text = render({"machine": "test", "scheduler": scheduler})
+    # 0.012 s + 3.988 s = 4.0 s a stage; 168 stages on 2 workers: 4.0 * 168 / 2 = 336 s = 5.6 min
+    assert "each stage costs about 4.0 s on top of its own work, 5.6 min for all 168 stages on 2 workers" in text
+    assert "round trip takes 12.0 ms" in text and "nothing to do (cluster start, `dvc dag`, `dvc status`) took 9.1 s" in text
+
+
 def test_goal_two_says_when_stage_times_were_shared():
     from benchmarks.run import goals
 

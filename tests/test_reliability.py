@@ -443,43 +443,6 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
     assert _snapshot(project / "reports") == before
 
 
-def test_side_by_side_reproduction_equals_a_plain_repro(smoke, tmp_path):
-    """`benchmarks.reproduce --jobs 2` runs the stale stages two at a time,
-    in dependency order, and leaves what a plain `dvc repro --force` of them leaves, byte for byte."""
-    project, env = smoke["path"], smoke["env"]
-    units = [f"fashion_cv@dense64-{seed}-{fold}" for seed in smoke["params"]["fashion"]["seeds"] for fold in (0, 1)]
-    params = (project / "params.yaml").read_text()
-    changed = yaml.safe_load(params)
-    changed["fashion"]["variants"]["dense64"]["l2"] = 0.003
-    (project / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
-    try:
-        side_by_side = run([sys.executable, "-m", "benchmarks.reproduce", "--jobs", "2", "--out", str(tmp_path / "times.json")], project, env=env)
-        assert "up to date" in dvc(["status"], project).stdout
-        done = re.findall(r"\] (\S+) done", side_by_side.stderr)
-        # A params change makes the params check stale, and this runner schedules everything
-        # downstream of a stale stage; DVC then runs only what really changed, and skips the rest.
-        ran = re.findall(r"\[(\S+)\] Running stage '", side_by_side.stdout)
-        assert sorted(ran) == sorted(["check_params", *units, "fashion_table", "report"]), side_by_side.stdout
-        assert done[0] == "check_params" and done[-1] == "report"
-        assert all(done.index("fashion_table") > done.index(unit) for unit in units)  # after what it reads
-        assert "stages to run" in side_by_side.stderr and "2 at a time" in side_by_side.stderr
-        for unit in units:  # each unit ran once, through DVC
-            assert side_by_side.stdout.count(f"[{unit}] Running stage '{unit}'") == 1
-        times = json.loads((tmp_path / "times.json").read_text())["stages"]
-        assert set(times) == set(done) and all(entry["seconds"] > 0 for entry in times.values())
-        after_parallel = _snapshot(project / "reports")
-
-        dvc(["repro", "--force", "--single-item", *units], project, env=env)
-        plain = dvc(["repro"], project, env=env).stdout
-        assert "Stage 'fashion_table' didn't change, skipping" in plain  # same unit results, so nothing downstream
-        assert _snapshot(project / "reports") == after_parallel
-        assert json.loads((project / "reports/runs/fashion/cv/dense64/seed0/fold0/config.json").read_text())["l2"] == 0.003
-    finally:
-        (project / "params.yaml").write_text(params)
-        dvc(["repro"], project, env=env)
-    assert "up to date" in dvc(["status"], project).stdout
-
-
 def _workspace_metrics(project: Path) -> dict:
     return json.loads((project / "reports/mnist_tips/metrics.json").read_text())
 

@@ -1,0 +1,157 @@
+"""tools/run_parallel.py: the pipeline's out-of-date stages as Dask tasks on a real LocalCluster,
+each a `dvc repro --single-item`, against a plain `dvc repro` on the smoke project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import yaml
+
+from stages.layout import FASHION_RUNS, fashion_cv_run
+from tests.conftest import command_env, dvc, run
+from tests.test_reliability import _snapshot
+from tools.run_parallel import parse_dag, stale
+
+DOT = """strict digraph {
+"check_params";
+"fetch@a";
+"prep@a";
+"train@a-0";
+"train@a-1";
+"table";
+"other";
+"check_params" -> "fetch@a";
+"fetch@a" -> "prep@a";
+"prep@a" -> "train@a-0";
+"prep@a" -> "train@a-1";
+"train@a-0" -> "table";
+"train@a-1" -> "table";
+"check_params" -> "other";
+}
+"""
+
+
+def test_the_plan_is_what_changed_and_everything_downstream_in_dependency_order():
+    stages, upstream = parse_dag(DOT)
+    assert stages == ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1", "table", "other"]
+    assert upstream["table"] == {"train@a-0", "train@a-1"} and upstream["check_params"] == set()
+    plan = stale({"prep@a"}, upstream)
+    assert list(plan) == ["prep@a", "train@a-0", "train@a-1", "table"]  # "other" does not depend on it
+    assert plan["prep@a"] == set() and plan["table"] == {"train@a-0", "train@a-1"}
+    assert list(stale({"check_params"}, upstream))[0] == "check_params" and len(stale({"check_params"}, upstream)) == 7
+    assert stale(set(), upstream) == {}
+
+
+def parallel(project, env, *args, check=True):
+    return run([sys.executable, "-m", "tools.run_parallel", *args], project, env=env, check=check)
+
+
+def _ran(output: str) -> list[str]:
+    return re.findall(r"\] (\S+) ran in", output)
+
+
+def _remove_units(project, units) -> None:
+    """Delete the run folders of `units` (DVC then lists them as changed: outputs deleted)."""
+    for unit in units:
+        shutil.rmtree(project / fashion_cv_run(FASHION_RUNS, *unit.split("@")[1].rsplit("-", 2)))
+
+
+def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
+    """The smoke project's results come from a plain `dvc repro`; units deleted and rerun in
+    parallel come back byte for byte, and DVC skips what they feed, since it is unchanged."""
+    project, env = smoke["path"], smoke["env"]
+    before = _snapshot(project / "reports")
+    units = [f"fashion_cv@dense64-{seed}-{fold}" for seed in smoke["params"]["fashion"]["seeds"] for fold in (0, 1)]
+    _remove_units(project, units)
+    side_by_side = parallel(project, env, "--workers", "2", "--times", str(tmp_path / "times.json"))
+    out = side_by_side.stderr
+    assert "Dask dashboard: http://" in out
+    assert sorted(_ran(out)) == sorted(units), out
+    # Everything downstream is scheduled after what it reads; DVC finds it unchanged.
+    finished = re.findall(r"\] (\S+) (?:ran in|up to date)", out)
+    assert sorted(finished) == sorted([*units, "fashion_table", "report"]) and finished[-1] == "report", out
+    assert all(finished.index("fashion_table") > finished.index(unit) for unit in units)
+    assert "6 of 6 stages done (4 ran, 2 up to date), 0 failed" in out, out
+    times = json.loads((tmp_path / "times.json").read_text())["stages"]
+    assert set(times) == set(units) and all(t["seconds"] > 0 and t["side_by_side"] == 2 for t in times.values())
+    assert _snapshot(project / "reports") == before
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(smoke):
+    """The CNN units cannot train on 8 images in batches of 16 and fail; the MNIST row changed
+    beside them still trains and its table is written; what needs the CNN (the Fashion-MNIST
+    table, the report) is not run; the exit code is 1."""
+    project, env = smoke["path"], smoke["env"]
+    params = (project / "params.yaml").read_text()
+    changed = yaml.safe_load(params)
+    changed["preprocess"]["fashion_cnn"]["train_limit"] = 8
+    changed["mnist_tips"]["variants"]["unscaled"]["epochs"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    try:
+        result = parallel(project, env, "--workers", "2", check=False)
+        out = result.stderr
+        assert result.returncode == 1, out
+        assert "fashion_cnn@0 FAILED (exit" in out and "fashion_cnn@1 FAILED (exit" in out
+        assert "error: fashion.training.batch_size: 16 is not allowed; allowed: at most 8, the images the CNN trains on" in out  # its log
+        assert {"mnist_tips_unscaled@unscaled-0", "mnist_tips_unscaled@unscaled-1", "mnist_tips_table"} <= set(_ran(out)), out
+        assert "fashion_table not run: fashion_cnn@" in out and "report not run: fashion_cnn@" in out
+        assert "2 failed: fashion_cnn@0, fashion_cnn@1, 2 not run because a stage they depend on failed" in out
+        status = dvc(["status", "mnist_tips_table", "mnist_tips_unscaled"], project).stdout
+        assert "up to date" in status, status
+    finally:
+        (project / "params.yaml").write_text(params)
+        dvc(["repro"], project, env=env)
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
+    project, env = smoke["path"], smoke["env"]
+    before = _snapshot(project / "reports")
+    variants = smoke["params"]["fashion"]["variants"]
+    units = [f"fashion_cv@{v}-{seed}-{fold}" for v in variants for seed in smoke["params"]["fashion"]["seeds"] for fold in (0, 1)]
+    _remove_units(project, units)
+    proc = subprocess.Popen([sys.executable, "-m", "tools.run_parallel", "--workers", "2"], cwd=project, env=command_env(env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        first = []
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            first.append(line)
+            if re.search(r"\] fashion_cv@\S+ ran in", line):
+                break
+        else:
+            raise AssertionError("".join(first))
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+        os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground group
+        rest = proc.communicate(timeout=180)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = "".join(first) + rest
+    assert proc.returncode == 130, out
+    assert "interrupted: stopping the running stages, starting no new ones" in out
+    _, alive = psutil.wait_procs(descendants, timeout=60)
+    assert not [p for p in alive if "dvc" in " ".join(p.cmdline()) or "stages." in " ".join(p.cmdline())], "a stage runs on"
+    finished = set(re.findall(r"\] (fashion_cv@\S+) ran in", out))
+    assert finished and len(finished) < len(units), out
+    status = dvc(["status"], project).stdout
+    assert "up to date" not in status and not any(f"{unit}:" in status for unit in finished), status
+
+    resumed = parallel(project, env, "--workers", "2").stderr
+    assert set(_ran(resumed)) <= set(units) - finished and _ran(resumed), resumed  # nothing that finished is retrained
+    assert "up to date" in dvc(["status"], project).stdout
+    assert not list((project / "reports/runs/fashion/cv").rglob("*.tmp"))
+    assert _snapshot(project / "reports") == before
