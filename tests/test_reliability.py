@@ -275,7 +275,7 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
         (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5", 1))
         dvc(["repro", "--single-item", unit], project, env=env)
         time.sleep(2)  # time for an orphan, were there one, to write
-        config = json.loads((unit_dir / "config.json").read_text())
+        config = json.loads((_unit_dir(project, unit) / "config.json").read_text())
         assert config["epochs"] == 5  # the rerun's result, not the cancelled run's
         assert "up to date" in dvc(["status", unit], project).stdout
     finally:

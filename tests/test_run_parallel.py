@@ -13,7 +13,6 @@ import sys
 import time
 
 import psutil
-import pytest
 import yaml
 
 from stages.layout import FASHION_RUNS, fashion_cv_run
