@@ -11,8 +11,9 @@ depends on. DVC still runs, caches, locks and records every stage, so the result
 dvc.lock and the same files as a plain `dvc repro`, and a rerun resumes from what finished.
 
 A stage that fails is reported with the end of its log; the stages that do not depend on it
-go on, and the command exits 1 at the end. Ctrl-C stops the running stages (each gets the
-SIGINT a terminal's Ctrl-C gives `dvc repro`) and starts nothing new.
+go on, and the command exits 1 at the end. Ctrl-C stops the running stages (each stage's
+command gets the SIGINT a terminal's Ctrl-C would give it; DVC then records nothing for it)
+and starts nothing new.
 
 With --scheduler, every worker must see this project at the same path (a shared filesystem
 holding the workspace and its DVC cache) and have the project's Python environment.
@@ -21,6 +22,7 @@ holding the workspace and its DVC cache) and have the project's Python environme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -30,6 +32,8 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+
+import psutil
 
 from stages.common import die_with_parent
 
@@ -136,18 +140,26 @@ def run_stage(stage: str, root: str, *upstream: dict) -> dict:
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    interrupted = False
+    interrupted, signalled = False, set()
     while proc.poll() is None:
-        if not interrupted and stop.is_set():
+        if stop.is_set():
+            # Interrupt the stage's command, not dvc: dvc then sees the command fail and
+            # records nothing, whereas a signal to dvc itself can land while it rewrites
+            # dvc.lock and leave that file cut short. A stage that has not started yet is
+            # caught when it starts; one that has finished is left to be recorded.
             interrupted = True
-            os.killpg(proc.pid, signal.SIGINT)  # dvc and its stage, as a terminal's Ctrl-C
+            with contextlib.suppress(psutil.Error):  # dvc or a child may end meanwhile
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    if child.pid not in signalled:
+                        signalled.add(child.pid)
+                        child.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
             pass
     reader.join(timeout=10)
     seconds = time.perf_counter() - started
-    if interrupted:
+    if interrupted and proc.returncode != 0:
         return {"stage": stage, "status": "interrupted", "seconds": seconds}
     if proc.returncode != 0:
         return {"stage": stage, "status": "failed", "returncode": proc.returncode, "log": "".join(lines), "seconds": seconds}
