@@ -100,7 +100,7 @@ def main() -> int:
     records.save()
     runs_path = args.out.with_name("runs.json")
     runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
-    runs.append({"started": started_at, "wall_seconds": round(wall, 1), "exit_code": rc, "stages_run": ran, "stages_skipped": skipped, "jobs": 1, "dvc_args": args.dvc_args})
+    runs.append({"started": started_at, "wall_seconds": round(wall, 1), "exit_code": rc, "stages_run": ran, "stages_skipped": skipped, "dvc_args": args.dvc_args})
     write_json(runs_path, {"runs": runs})
     print(f"benchmarks.reproduce: exited {rc} after {wall:.0f} s; {ran} stages ran, {skipped} skipped or up to date; times in {args.out}", file=sys.stderr)
     return rc

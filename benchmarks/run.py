@@ -70,6 +70,11 @@ def last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
+def stage_names() -> list[str]:
+    """Every stage of the pipeline, as `dvc stage list` names them."""
+    return subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+
+
 def timed(command: list[str], repeats: int = 3) -> dict:
     seconds, output = [], ""
     for _ in range(repeats):
@@ -182,7 +187,7 @@ def section_dvc() -> dict:
     up_to_date = subprocess.run(["dvc", "status", "--quiet"], capture_output=True).returncode == 0
     result = {
         "pipeline_up_to_date": up_to_date,
-        "stages": int(subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.count("\n")),
+        "stages": len(stage_names()),
         "status": timed(["dvc", "status"]),
         "exp_show": timed(["dvc", "exp", "show", "--no-pager" if _has_no_pager() else "--csv"]),
         "metrics_show": timed(["dvc", "metrics", "show"]),
@@ -228,7 +233,7 @@ def section_scheduler() -> dict:
             t0 = time.perf_counter()
             client.submit(time.sleep, 0, pure=False).result()
             trips.append(time.perf_counter() - t0)
-    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+    listed = stage_names()
     unit = next(n for n in listed if n.startswith("fashion_cv@"))
     single = timed([sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", unit])
     nothing = timed([sys.executable, "-m", "tools.run_parallel", "--workers", "2"], repeats=1)
@@ -501,7 +506,7 @@ def main() -> None:
         if section in sections:
             data[section] = measure[section]()
             write_json(OUT_JSON, data)  # a later section's failure keeps this one's numbers
-    listed = subprocess.run(["dvc", "stage", "list", "--name-only"], capture_output=True, text=True).stdout.split()
+    listed = stage_names()
     data["training_units"] = sorted(n for n in listed if "@" in n and table_of(n) in ("fashion", "mnist_tips"))
     data["reproduction_tflop"] = reproduction_flops()
     data["stage_times"] = stage_times()

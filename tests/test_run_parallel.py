@@ -15,9 +15,8 @@ import time
 import psutil
 import yaml
 
-from stages.layout import FASHION_RUNS, fashion_cv_run
 from tests.conftest import command_env, dvc, run
-from tests.test_reliability import _snapshot
+from tests.test_reliability import _snapshot, _unit_dir
 from tools.run_parallel import parse_dag, stale
 
 DOT = """strict digraph {
@@ -61,7 +60,7 @@ def _ran(output: str) -> list[str]:
 def _remove_units(project, units) -> None:
     """Delete the run folders of `units` (DVC then lists them as changed: outputs deleted)."""
     for unit in units:
-        shutil.rmtree(project / fashion_cv_run(FASHION_RUNS, *unit.split("@")[1].rsplit("-", 2)))
+        shutil.rmtree(_unit_dir(project, unit))
 
 
 def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import signal
@@ -95,8 +96,6 @@ def stale(changed: set[str], upstream: dict[str, set[str]]) -> dict[str, set[str
 def plan(root: Path) -> tuple[dict[str, set[str]], int]:
     """The stages to run (each with those it waits for), and how many are up to date."""
     stages, upstream = parse_dag(_dvc_output(root, "dag", "--dot"))
-    import json
-
     changed = set(json.loads(_dvc_output(root, "status", "--json") or "{}"))
     unknown = changed - set(stages)
     if unknown:
@@ -216,8 +215,8 @@ def run(root: Path, client, times=None) -> int:
             else:
                 _progress(f"[{done}/{total}] {stage} interrupted")
     except KeyboardInterrupt:
-        # Each running stage's task sees the event and sends its dvc the SIGINT of a Ctrl-C;
-        # tasks not started yet see it and do not start. Wait for all of them to end.
+        # Each running stage's task sees the event and sends its stage's command the SIGINT of
+        # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end.
         _progress("interrupted: stopping the running stages, starting no new ones")
         stop.set()
         try:
