@@ -208,9 +208,8 @@ def write_json(path: Path, data: typing.Any) -> None:
 
 
 def die_with_parent() -> None:
-    """Ask Linux to end this process when the one that started it ends: a stage cancelled with
-    its dvc (SIGTERM to dvc alone, as a CI runner or a job scheduler sends) must not train on as
-    an orphan. dvc starts the stage through a shell that execs it, so the parent is dvc itself."""
+    """Ask Linux to end this process (SIGTERM) when the one that started it ends. Safe in a
+    `preexec_fn`: it starts no thread."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -223,10 +222,57 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh", "mksh", "busybox"})
+
+
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(name, parent pid, start time) of a live process from /proc, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+    return name, int(rest[1]), rest[19]  # fields 4 (ppid) and 22 (starttime) of proc(5)
+
+
+def die_with_dvc() -> None:
+    """A stage must not train on as an orphan when its dvc is cancelled (SIGTERM to dvc alone, as
+    a CI runner or a job scheduler sends), nor later write over a rerun's result. dvc starts the
+    command through `$SHELL -c` (DVC_STAGE is then set); bash execs the command, so dvc is the
+    parent, but dash (/bin/sh where SHELL is unset, as on many CI runners) does not: the parent is
+    a shell that outlives dvc. So: die with the parent, and under dvc also watch the nearest
+    ancestor that is not a shell, ending this process once it is gone."""
+    die_with_parent()
+    if not sys.platform.startswith("linux") or "DVC_STAGE" not in os.environ:
+        return
+    import signal
+    import threading
+    import time
+
+    owner = os.getppid()
+    found = _proc_stat(owner)
+    while found is not None and found[0] in SHELLS and found[1] > 1:
+        owner = found[1]
+        found = _proc_stat(owner)
+    if found is None or owner == os.getppid():
+        return  # the parent itself is dvc: PR_SET_PDEATHSIG covers it
+    started = found[2]
+
+    def watch() -> None:
+        while True:
+            now = _proc_stat(owner)
+            if now is None or now[2] != started:  # gone (or its pid reused by another process)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="die-with-dvc", daemon=True).start()
+
+
 def run_stage(main: Callable[[list[str] | None], None]) -> None:
     """Entry point wrapper: one readable line on stderr and exit code 1 for expected errors;
-    the stage ends with the process that started it."""
-    die_with_parent()
+    the stage ends with the dvc that started it."""
+    die_with_dvc()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
         main(None)
