@@ -178,6 +178,19 @@ def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
     assert "`dvc repro --force --single-item fashion_cv@dense64-0-0`" in str(refused.value)
 
 
+def test_a_table_refuses_units_from_two_keras_backends():
+    from stages.run_guard import check_one_backend
+
+    assert check_one_backend({"a": {"backend": "jax"}, "b": {"backend": "jax"}}) == "jax"
+    units = {"mnist_tips@deep_relu-0": {"backend": "tensorflow"}, "mnist_tips@deep_relu-1": {"backend": "jax"},
+             "mnist_tips@deep_relu-2": {"backend": "jax"}, "mnist_tips@adam-0": {"backend": "jax"}, "mnist_tips@adam-1": {}}
+    with pytest.raises(ConfigError) as refused:
+        check_one_backend(units)
+    assert str(refused.value).startswith(
+        "the units of this table trained on different Keras backends (jax: 3 (mnist_tips@deep_relu-1, mnist_tips@deep_relu-2, ...); "
+        "not recorded: 1 (mnist_tips@adam-1); tensorflow: 1 (mnist_tips@deep_relu-0)); nothing was published.")
+
+
 def test_command_line_refusal_is_one_line_and_exit_1(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(set_key(REAL_PARAMS, "fashion.variants.dense64.l2", -1), sort_keys=False))
@@ -246,10 +259,14 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
 def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
     """SIGTERM to the dvc process alone (a CI runner or a job scheduler cancelling the job) used
     to leave the stage training as an orphan, which later wrote over the user's rerun. The stage
-    now ends with its dvc, and the rerun's result is the one that stays."""
+    now ends with its dvc, and the rerun's result is the one that stays.
+
+    SHELL is /bin/sh, as where it is unset (many CI runners): dvc runs the command through it,
+    and dash, unlike bash, does not exec the command, so the stage's parent is a shell that
+    outlives dvc (how this test once passed here, under bash, and failed in CI)."""
     import psutil
 
-    project, env = smoke["path"], smoke["env"]
+    project, env = smoke["path"], {**smoke["env"], "SHELL": "/bin/sh"}
     unit = "fashion_cv@dense64-0-0"
     params = (project / "params.yaml").read_text()
     assert "epochs: 24" in params
