@@ -73,6 +73,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--data", required=True, type=Path, help="the fashion_cnn .npz (with a channel axis)")
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     config = build_config(CnnConfig, load_params(args.params, "fashion", "cnn"), "fashion.cnn")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None) -> None:
         arrays = {k: npz[k] for k in npz.files}
     settings.check_fits(len(arrays["x_train"]), "the CNN trains on")
     log.info(f"cnn seed {args.seed}: {config.epochs} epochs on {len(arrays['x_train'])} images, validated on the test set")
-    metrics = write_run(args.out, lambda callbacks: train_cnn(config, settings, args.seed, arrays, callbacks), {"seed": args.seed, **config_dict(config), **config_dict(settings)})
+    metrics = write_run(args.out, lambda callbacks: train_cnn(config, settings, args.seed, arrays, callbacks), {"seed": args.seed, **config_dict(config), **config_dict(settings)}, args.model)
     log.info(f"cnn seed {args.seed}: val_loss {metrics['val_loss']:.4f} val_accuracy {metrics['val_accuracy']:.4f}")
 
 

@@ -48,6 +48,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     final = build_config(FinalModel, load_params(args.params, "fashion", "final"), "fashion.final")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None) -> None:
     settings.check_fits(len(arrays["x_train"]), "the final model trains on")
     log.info(f"final model seed {args.seed}: {variant}, {final.epochs} epochs on {len(arrays['x_train'])} images")
     config = {"seed": args.seed, **config_dict(variant), **config_dict(settings)}
-    metrics = write_run(args.out, lambda callbacks: train_final(variant, settings, args.seed, arrays, callbacks), config)
+    metrics = write_run(args.out, lambda callbacks: train_final(variant, settings, args.seed, arrays, callbacks), config, args.model)
     log.info(f"final model seed {args.seed}: test_loss {metrics['test_loss']:.4f} test_accuracy {metrics['test_accuracy']:.4f}")
 
 

@@ -17,7 +17,7 @@ from stages.common import ConfigError, atomic_path, build_config, format_differe
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 from stages.layout import fashion_cnn_run, fashion_cv_run, fashion_final_run
-from stages.run_guard import check_trained_with, check_unchanged_since_start
+from stages.run_guard import check_one_backend, check_trained_with, check_unchanged_since_start
 
 log = logging.getLogger("stages.fashion_table")
 
@@ -219,16 +219,20 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     return lines
 
 
-def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> None:
-    """Every unit's config.json against the params it is filed under (stages.run_guard)."""
+def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> str:
+    """Every unit's config.json against the params it is filed under, and one Keras backend for
+    all (stages.run_guard); returns that backend."""
     training = fashion["training"]
+    configs = {}
     for seed in seeds:
         for variant, settings in fashion["variants"].items():
             for fold in cv.folds:
-                check_trained_with(fashion_cv_run(runs, variant, seed, fold), {**training, **settings, "k": cv.k}, f"fashion_cv@{variant}-{seed}-{fold}")
+                unit = f"fashion_cv@{variant}-{seed}-{fold}"
+                configs[unit] = check_trained_with(fashion_cv_run(runs, variant, seed, fold), {**training, **settings, "k": cv.k}, unit)
         final = fashion["final"]
-        check_trained_with(fashion_final_run(runs, seed), {**training, "epochs": final["epochs"], **final["model"]}, f"fashion_final@{seed}")
-        check_trained_with(fashion_cnn_run(runs, seed), {**training, **fashion["cnn"]}, f"fashion_cnn@{seed}")
+        configs[f"fashion_final@{seed}"] = check_trained_with(fashion_final_run(runs, seed), {**training, "epochs": final["epochs"], **final["model"]}, f"fashion_final@{seed}")
+        configs[f"fashion_cnn@{seed}"] = check_trained_with(fashion_cnn_run(runs, seed), {**training, **fashion["cnn"]}, f"fashion_cnn@{seed}")
+    return check_one_backend(configs)
 
 
 def main(argv: list[str] | None) -> None:

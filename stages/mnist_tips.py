@@ -98,6 +98,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--seed", required=True, type=int)
     parser.add_argument("--data", required=True, type=Path, help="the prepared .npz this row trains on (its `mnist_tips.data` group)")
     parser.add_argument("--out", required=True, type=Path, help="directory for this run's metrics, config and curves")
+    parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None) -> None:
 
     # The data file is named by its preprocess variant, which is what `data` records.
     config = {"variant": args.variant, "seed": args.seed, "data": args.data.stem, **config_dict(variant)}
-    metrics = write_run(args.out, fit, config)
+    metrics = write_run(args.out, fit, config, args.model)
     log.info(
         f"{label}: train_accuracy {metrics['train_accuracy']:.4f} test_accuracy {metrics['test_accuracy']:.4f} "
         f"({time.perf_counter() - started:.0f} s)"

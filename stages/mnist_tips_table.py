@@ -13,7 +13,7 @@ from stages.claims import in_post_order, load_claims, load_reference, tolerance_
 from stages.common import ConfigError, atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
 from stages.layout import mnist_tips_run
-from stages.run_guard import check_trained_with, check_unchanged_since_start
+from stages.run_guard import check_one_backend, check_trained_with, check_unchanged_since_start
 
 log = logging.getLogger("stages.mnist_tips_table")
 
@@ -185,15 +185,18 @@ def main(argv: list[str] | None) -> None:
     tolerance = load_claims(args.claims)["tolerance"]
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect(args.runs, variants, seeds)
+    trained = {}
     for data, rows in data_groups(args.params).items():
         for variant in rows:
             for seed in seeds:
-                check_trained_with(mnist_tips_run(args.runs, variant, seed), {**variant_params[variant], "data": data}, f"{data}@{variant}-{seed}")
+                unit = f"{data}@{variant}-{seed}"
+                trained[unit] = check_trained_with(mnist_tips_run(args.runs, variant, seed), {**variant_params[variant], "data": data}, unit)
+    check_one_backend(trained)
     curves = mean_curves(args.runs, variants, seeds)
     configs = {}
     for variant in variants:
         config = json.loads((mnist_tips_run(args.runs, variant, seeds[0]) / "config.json").read_text())
-        configs[variant] = {k: v for k, v in config.items() if k not in ("variant", "seed")}
+        configs[variant] = {k: v for k, v in config.items() if k not in ("variant", "seed", "backend")}
     table = render_table(summary, reference, tolerance, seeds, settings, backend_summary(args.other_backend), configs)
     write_json(args.metrics, summary)
     with atomic_path(args.curves) as tmp:

@@ -29,6 +29,7 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+@keras.saving.register_keras_serializable(package="stages")
 def clipped_categorical_crossentropy(y_true, y_pred):
     """Cross-entropy computed from clipped probabilities, as Keras 2 (standalone, 2019) did.
 
@@ -36,7 +37,8 @@ def clipped_categorical_crossentropy(y_true, y_pred):
     them, so a saturated softmax still has a gradient. Old Keras normalised the probabilities
     and clipped them to [1e-7, 1 - 1e-7] before the log: a saturated wrong answer then has a
     zero gradient and the net cannot learn its way out. Writing it with keras.ops keeps the
-    clip in the graph, so the gradient is the old one on every backend.
+    clip in the graph, so the gradient is the old one on every backend. Registered, so a saved
+    model that trained with it loads (after `import stages.models`) with its loss.
     """
     eps = keras.config.epsilon()
     y_pred = y_pred / keras.ops.sum(y_pred, axis=-1, keepdims=True)

@@ -60,9 +60,9 @@ def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
                           f"{SIDE_BY_SIDE}. Then run `dvc repro` again.")
 
 
-def check_trained_with(run: Path, expected: Mapping, stage: str) -> None:
+def check_trained_with(run: Path, expected: Mapping, stage: str) -> dict:
     """Refuse a run folder whose config.json disagrees with `expected` (the params it is filed
-    under) on any key `expected` names."""
+    under) on any key `expected` names; return the config."""
     config = json.loads((Path(run) / "config.json").read_text())
     wrong = [f"{key}={config.get(key, 'missing')!r} (params.yaml: {value!r})"
              for key, value in expected.items() if key not in config or config[key] != value]
@@ -70,3 +70,19 @@ def check_trained_with(run: Path, expected: Mapping, stage: str) -> None:
         raise ConfigError(f"{run} was trained with {', '.join(wrong)}: params.yaml changed while it trained "
                           f"(two runs in one workspace?). Retrain it: `dvc repro --force --single-item {stage}`; "
                           f"{SIDE_BY_SIDE}")
+    return config
+
+
+def check_one_backend(configs: Mapping[str, Mapping]) -> str:
+    """The Keras backend every unit of a table trained on (config.json `backend`, by unit name);
+    refuse units from different backends (or with none recorded): their numbers differ in the
+    last digits, and a table must not mix them silently."""
+    by_backend: dict[str, list[str]] = {}
+    for unit, config in configs.items():
+        by_backend.setdefault(config.get("backend") or "not recorded", []).append(unit)
+    if len(by_backend) == 1:
+        return next(iter(by_backend))
+    found = "; ".join(f"{backend}: {len(units)} ({', '.join(units[:2])}{', ...' if len(units) > 2 else ''})"
+                      for backend, units in sorted(by_backend.items()))
+    raise ConfigError(f"the units of this table trained on different Keras backends ({found}); nothing was published. "
+                      f"Retrain the others under one backend: `KERAS_BACKEND=<backend> dvc repro --force --single-item <unit>`")

@@ -1,9 +1,14 @@
 """Training helpers of the training stages: the Fashion-MNIST run settings, a dvclive logger that
 needs only Keras 3 (dvclive's own callback imports TensorFlow, which a JAX machine lacks), and
-the one writer of a training unit's run folder (curves, history, metrics, config; atomically)."""
+the one writer of a training unit's results (run folder: curves, history, metrics, config with
+the Keras backend; optionally the trained model as a .keras file; each atomically)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,17 +77,43 @@ def history_dict(history: keras.callbacks.History) -> dict[str, list[float]]:
     return {name: [float(v) for v in values] for name, values in history.history.items()}
 
 
-def write_run(out: Path, fit, config: dict) -> dict:
+class KeepModel(keras.callbacks.Callback):
+    """Save the model as it is when training ends, before the stage clears the Keras session."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_train_end(self, logs=None):
+        self.model.save(self.path)
+
+
+def write_run(out: Path, fit, config: dict, model_out: Path | None = None) -> dict:
     """Run `fit(callbacks) -> (history, metrics)` with dvclive logging into `out/live`, then
-    write `out/history.json`, `out/metrics.json` and `out/config.json`; all or nothing."""
+    write `out/history.json`, `out/metrics.json` and `out/config.json` (which also records the
+    Keras backend, so a table never mixes backends silently); all or nothing. With `model_out`
+    (a `.keras` path), the trained model is saved there too, once the run folder is written."""
     from dvclive import Live
 
-    with atomic_path(out) as tmp:
+    config = {**config, "backend": keras.backend.backend()}
+    if model_out is not None and Path(model_out).suffix != ".keras":
+        raise ConfigError(f"--model {model_out}: a model file must end in .keras")
+    with contextlib.ExitStack() as stack:
+        callbacks = []
+        if model_out is not None:
+            # Entered first, so an orphaned run cannot replace a model written after it started.
+            model_tmp = stack.enter_context(atomic_path(Path(model_out)))
+            scratch = Path(tempfile.mkdtemp(prefix=f".{Path(model_out).name}.scratch.", suffix=".tmp", dir=Path(model_out).parent))
+            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            callbacks.append(KeepModel(scratch / "model.keras"))  # Keras wants the .keras name
+        tmp = stack.enter_context(atomic_path(out))
         tmp.mkdir()
         # dvcyaml=False: the plots and metrics sections of dvc.yaml are ours, not dvclive's.
         with Live(dir=str(tmp / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            history, metrics = fit([LiveLogger(live)])
+            history, metrics = fit([LiveLogger(live), *callbacks])
         write_json(tmp / "history.json", history)
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "config.json", config)
+        if model_out is not None:
+            os.replace(scratch / "model.keras", model_tmp)
     return metrics

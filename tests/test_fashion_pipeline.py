@@ -36,6 +36,26 @@ def test_dense64_learns_fashion_mnist(smoke):
     assert np.array(final["confusion"]).sum() == 10000 and np.array(final["confusion"]).sum(axis=1).tolist() == [1000] * 10
 
 
+def test_trained_models_are_kept_by_dvc_and_reproduce_their_accuracy(smoke):
+    """The final dense net and the CNN are saved as .keras files, DVC outputs (cached, ignored
+    by git); loaded back, each gives the test accuracy its run recorded, exactly."""
+    import keras
+
+    project = smoke["path"]
+    runs = project / "reports/runs/fashion"
+    for kind, data, metric in (("final", "fashion_dense", "test_accuracy"), ("cnn", "fashion_cnn", "val_accuracy")):
+        path = project / "models/fashion" / kind / "seed0.keras"
+        model = keras.saving.load_model(path)
+        with np.load(project / "data/prepared" / f"{data}.npz") as npz:
+            _, accuracy = model.evaluate(npz["x_test"], npz["y_test"], batch_size=10000, verbose=0)
+        recorded = json.loads((runs / kind / "seed0/metrics.json").read_text())[metric]
+        assert accuracy == recorded
+        assert json.loads((runs / kind / "seed0/config.json").read_text())["backend"] == keras.backend.backend()
+        assert "/seed0.keras" in (path.parent / ".gitignore").read_text().split()
+    assert not dvc(["status", "fashion_final", "fashion_cnn"], project).stdout.count("changed")
+    assert not list((project / "models").rglob("*.tmp")), "a model's scratch copy was left behind"
+
+
 def test_table_metrics_and_figures(smoke):
     reports = smoke["path"] / "reports" / "fashion"
     metrics = json.loads((reports / "metrics.json").read_text())
