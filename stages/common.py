@@ -169,28 +169,42 @@ def atomic_path(target: Path) -> Iterator[Path]:
     Works for files and directories. A failure or interruption leaves `target` as it was
     and removes the temporary, so no later stage or DVC ever sees a half-written output.
     """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    before = _state(target)
-    # A run killed with SIGKILL cannot clean up: drop its leftovers before starting anew.
-    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp.rmdir()  # the caller decides whether it becomes a file or a directory
-    try:
+    with atomic_paths(target) as (tmp,):
         yield tmp
-        if _state(target) != before:
-            # Another run wrote the output while this one worked (e.g. this is an orphan of a
-            # cancelled dvc, and the user has rerun the unit): its result is the current one.
-            raise DataError(f"{target}: written by another run while this one ran; keeping that one, discarding this run's")
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: Path) -> Iterator[tuple[Path, ...]]:
+    """`atomic_path` for several outputs of one run, all or nothing: none is replaced if the
+    block fails or if another run wrote any of them meanwhile."""
+    targets = tuple(Path(t) for t in targets)
+    befores, tmps = [], []
+    try:
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            befores.append(_state(target))
+            # A run killed with SIGKILL cannot clean up: drop its leftovers before starting anew.
+            for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+            tmp.rmdir()  # the caller decides whether it becomes a file or a directory
+            tmps.append(tmp)
+        yield tuple(tmps)
+        for target, before in zip(targets, befores):
+            if _state(target) != before:
+                # Another run wrote the output while this one worked (e.g. this is an orphan of a
+                # cancelled dvc, and the user has rerun the unit): its result is the current one.
+                raise DataError(f"{target}: written by another run while this one ran; keeping that one, discarding this run's")
+        for target, tmp in zip(targets, tmps):
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
     finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
+        for tmp in tmps:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            elif tmp.exists():
+                tmp.unlink()
 
 
 def _state(path: Path) -> tuple | None:

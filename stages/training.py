@@ -5,16 +5,13 @@ the Keras backend; optionally the trained model as a .keras file; each atomicall
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
-from stages.common import ConfigError, atomic_path, require, write_json
+from stages.common import ConfigError, atomic_paths, require, write_json
 
 # Keras runs this many training steps per call into the compiled graph instead of one, so the
 # host round trip (Python, callbacks, data handoff) is paid once per 100 batches. The batches,
@@ -92,28 +89,29 @@ def write_run(out: Path, fit, config: dict, model_out: Path | None = None) -> di
     """Run `fit(callbacks) -> (history, metrics)` with dvclive logging into `out/live`, then
     write `out/history.json`, `out/metrics.json` and `out/config.json` (which also records the
     Keras backend, so a table never mixes backends silently); all or nothing. With `model_out`
-    (a `.keras` path), the trained model is saved there too, once the run folder is written."""
+    (a `.keras` path), the trained model is saved there too; both outputs or neither."""
     from dvclive import Live
 
     config = {**config, "backend": keras.backend.backend()}
     if model_out is not None and Path(model_out).suffix != ".keras":
         raise ConfigError(f"--model {model_out}: a model file must end in .keras")
-    with contextlib.ExitStack() as stack:
-        callbacks = []
+    targets = (Path(out),) if model_out is None else (Path(out), Path(model_out))
+    with atomic_paths(*targets) as tmps:
+        tmps[0].mkdir()
+        keep = []
         if model_out is not None:
-            # Entered first, so an orphaned run cannot replace a model written after it started.
-            model_tmp = stack.enter_context(atomic_path(Path(model_out)))
-            scratch = Path(tempfile.mkdtemp(prefix=f".{Path(model_out).name}.scratch.", suffix=".tmp", dir=Path(model_out).parent))
-            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-            callbacks.append(KeepModel(scratch / "model.keras"))  # Keras wants the .keras name
-        tmp = stack.enter_context(atomic_path(out))
-        tmp.mkdir()
+            # Keras wants a name ending in .keras: the model is saved inside the temporary first.
+            tmps[1].mkdir()
+            keep = [KeepModel(tmps[1] / "model.keras")]
         # dvcyaml=False: the plots and metrics sections of dvc.yaml are ours, not dvclive's.
-        with Live(dir=str(tmp / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            history, metrics = fit([LiveLogger(live), *callbacks])
-        write_json(tmp / "history.json", history)
-        write_json(tmp / "metrics.json", metrics)
-        write_json(tmp / "config.json", config)
+        with Live(dir=str(tmps[0] / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+            history, metrics = fit([LiveLogger(live), *keep])
+        write_json(tmps[0] / "history.json", history)
+        write_json(tmps[0] / "metrics.json", metrics)
+        write_json(tmps[0] / "config.json", config)
         if model_out is not None:
-            os.replace(scratch / "model.keras", model_tmp)
+            saved = tmps[1].with_name(tmps[1].name + ".keras.tmp")
+            os.replace(tmps[1] / "model.keras", saved)
+            tmps[1].rmdir()
+            os.replace(saved, tmps[1])  # the temporary is now the file itself
     return metrics

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, mean_std, require, seed_list, select
+from stages.common import ConfigError, atomic_path, atomic_paths, build_config, load_params, mean_std, require, seed_list, select
 
 
 def test_atomic_file_appears_only_on_success(tmp_path):
@@ -18,6 +18,29 @@ def test_atomic_file_appears_only_on_success(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_text("whole")
     assert target.read_text() == "whole" and [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_outputs_of_one_run_are_replaced_all_or_none(tmp_path):
+    from stages.idx import DataError
+
+    run, model = tmp_path / "run", tmp_path / "model.keras"
+    run.mkdir()
+    (run / "metrics.json").write_text("old")
+    model.write_text("old model")
+    with pytest.raises(DataError, match="model.keras: written by another run while this one ran"):
+        with atomic_paths(run, model) as (run_tmp, model_tmp):
+            run_tmp.mkdir()
+            (run_tmp / "metrics.json").write_text("new")
+            model_tmp.write_text("new model")
+            model.unlink()
+            model.write_text("another run's model")  # e.g. a checkout while this run trained
+    assert (run / "metrics.json").read_text() == "old" and model.read_text() == "another run's model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "run"]  # no temporary left
+    with atomic_paths(run, model) as (run_tmp, model_tmp):
+        run_tmp.mkdir()
+        (run_tmp / "metrics.json").write_text("new")
+        model_tmp.write_text("new model")
+    assert (run / "metrics.json").read_text() == "new" and model.read_text() == "new model"
 
 
 def test_atomic_directory_replaces_the_old_one_whole(tmp_path):
