@@ -1,14 +1,12 @@
 """The Fashion-MNIST tables through DVC on the smoke profile: one stage per (variant, seed,
-fold), the aggregated table and figures, and an interrupted run resuming without retraining."""
+fold), the kept models, the aggregated table and figures. (An interrupted run resuming without
+retraining its finished folds: tests/test_reliability.py, with SIGINT and SIGKILL.)"""
 
 import json
-import os
-import signal
 
 import numpy as np
 
-from stages.layout import FASHION_RUNS, fashion_cv_run
-from tests.conftest import dvc, start_dvc, wait_for_training
+from tests.conftest import dvc
 
 
 def test_every_fold_is_its_own_stage(smoke):
@@ -73,32 +71,3 @@ def test_table_metrics_and_figures(smoke):
     for name in ("dense64.png", "dense256_dropout04_early_stopping.png", "cnn.png"):
         assert (reports / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     assert (reports / "classes.png").stat().st_size > 10_000
-
-
-def test_killed_run_resumes_without_retraining_finished_folds(smoke):
-    """Kill `dvc repro` inside a training stage; the next repro reruns only unfinished units."""
-    project = smoke["path"]
-    params = (project / "params.yaml").read_text()
-    (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 25", 1))
-    try:
-        # DVC runs one stage at a time: once a second training unit trains, the first is done.
-        proc = start_dvc(["repro", "fashion_cv"], project, smoke["env"])
-        try:
-            started = wait_for_training(proc, 2)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        assert len(started) == 2, started
-        finished, killed = started
-        resumed = dvc(["repro", "fashion_cv"], project, env=smoke["env"]).stdout
-        assert f"Stage '{finished}' didn't change, skipping" in resumed  # finished before the kill
-        assert f"Running stage '{killed}'" in resumed
-        variant, seed, fold = killed.split("@")[1].rsplit("-", 2)
-        run = project / fashion_cv_run(FASHION_RUNS, variant, int(seed), int(fold))
-        history, metrics = (json.loads((run / name).read_text()) for name in ("history.json", "metrics.json"))
-        assert json.loads((run / "config.json").read_text())["epochs"] == 25  # the rerun used the new params
-        assert len(history["loss"]) == metrics["epochs_run"] <= 25  # (an early-stopping unit stops sooner)
-        assert "up to date" in dvc(["status", "fashion_cv"], project).stdout
-    finally:
-        (project / "params.yaml").write_text(params)
-        dvc(["repro", "fashion_cv"], project, env=smoke["env"])
