@@ -146,6 +146,13 @@ def dvc(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "dvc", *args], cwd, **kwargs)
 
 
+def restore_committed(project: Path) -> None:
+    """Put a test project back at its last commit: the git-tracked files (params, run folders,
+    tables) and the DVC-cached outputs dvc.lock names (the models), which git does not hold."""
+    run(["git", "checkout", "--", "."], project)
+    dvc(["checkout", "--force"], project)
+
+
 def _default_sigint() -> None:
     # A test suite started in the background (`cmd &` from a script) inherits SIGINT as ignored,
     # and so would dvc and its stages: give them the disposition a terminal's Ctrl-C meets.

@@ -24,7 +24,7 @@ import yaml
 
 from stages.common import ConfigError
 from stages.layout import FASHION_RUNS, MNIST_TIPS_RUNS, fashion_cv_run, mnist_tips_run
-from tests.conftest import ROOT, command_env, dvc, run, start_dvc, wait_for_training
+from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_training
 
 # ---------------------------------------------------------------------------------------------
 # Params validation through the stage entry points
@@ -450,8 +450,7 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
         config = json.loads((unit_dir / "config.json").read_text())
         assert (config["epochs"], config["learning_rate"]) == (20, 0.05)
     finally:
-        run(["git", "checkout", "--", "."], project)
-        dvc(["checkout", "--force"], project, check=False)  # the cached outputs (models) of the committed run
+        restore_committed(project)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
     assert "up to date" in dvc(["status"], project).stdout
     assert _snapshot(project / "reports") == before

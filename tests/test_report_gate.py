@@ -11,7 +11,7 @@ import pytest
 
 from stages.claims import Outcome, check
 from stages.common import load_yaml
-from tests.conftest import ROOT, dvc, run
+from tests.conftest import ROOT, dvc, restore_committed
 from tools.gate import derive, main as gate_main, run_check
 
 
@@ -156,5 +156,5 @@ def test_gate_passes_then_names_the_degraded_row_and_claim(smoke):
         metric_failures = [line for line in failed.stdout.splitlines() if line.startswith(("FAIL mnist", "FAIL fashion"))]
         assert metric_failures and all(".deep_relu_adam." in line for line in metric_failures)  # only that row
     finally:
-        run(["git", "checkout", "--", "."], project)  # the run folders are git-tracked, as in the repo
+        restore_committed(project)
     assert gate(project).returncode == 0
