@@ -219,9 +219,9 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     return lines
 
 
-def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> str:
+def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> None:
     """Every unit's config.json against the params it is filed under, and one Keras backend for
-    all (stages.run_guard); returns that backend."""
+    all (stages.run_guard)."""
     training = fashion["training"]
     configs = {}
     for seed in seeds:
@@ -232,7 +232,7 @@ def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation
         final = fashion["final"]
         configs[f"fashion_final@{seed}"] = check_trained_with(fashion_final_run(runs, seed), {**training, "epochs": final["epochs"], **final["model"]}, f"fashion_final@{seed}")
         configs[f"fashion_cnn@{seed}"] = check_trained_with(fashion_cnn_run(runs, seed), {**training, **fashion["cnn"]}, f"fashion_cnn@{seed}")
-    return check_one_backend(configs)
+    check_one_backend(configs)
 
 
 def main(argv: list[str] | None) -> None:

@@ -185,18 +185,16 @@ def main(argv: list[str] | None) -> None:
     tolerance = load_claims(args.claims)["tolerance"]
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect(args.runs, variants, seeds)
-    trained = {}
+    trained, configs = {}, {}
     for data, rows in data_groups(args.params).items():
         for variant in rows:
             for seed in seeds:
                 unit = f"{data}@{variant}-{seed}"
                 trained[unit] = check_trained_with(mnist_tips_run(args.runs, variant, seed), {**variant_params[variant], "data": data}, unit)
+            first = trained[f"{data}@{variant}-{seeds[0]}"]
+            configs[variant] = {k: v for k, v in first.items() if k not in ("variant", "seed", "backend")}
     check_one_backend(trained)
     curves = mean_curves(args.runs, variants, seeds)
-    configs = {}
-    for variant in variants:
-        config = json.loads((mnist_tips_run(args.runs, variant, seeds[0]) / "config.json").read_text())
-        configs[variant] = {k: v for k, v in config.items() if k not in ("variant", "seed", "backend")}
     table = render_table(summary, reference, tolerance, seeds, settings, backend_summary(args.other_backend), configs)
     write_json(args.metrics, summary)
     with atomic_path(args.curves) as tmp:
