@@ -9,7 +9,8 @@ in reports/benchmarks/stage_times.json, merged with earlier records, so a reprod
 over several runs still adds up to the whole. Stages DVC skipped keep their last record.
 
 To run independent stages side by side, use `python -m tools.run_parallel --times
-reports/benchmarks/stage_times.json` (Dask): it records each stage's time here too.
+reports/benchmarks/stage_times_parallel.json` (Dask): it records each stage's time there, in the
+same form; `python -m benchmarks.run` compares the two runs (goal: >= 1.3x with 2 workers).
 """
 
 from __future__ import annotations

@@ -259,6 +259,7 @@ def section_memory(throughput: dict) -> dict:
 
 
 EARLIER_MNIST = Path("reports/benchmarks/mnist_tips_earlier_run.json")
+PARALLEL_TIMES = Path("reports/benchmarks/stage_times_parallel.json")  # tools.run_parallel --times
 
 
 def stage_times() -> dict:
@@ -277,6 +278,41 @@ def stage_times() -> dict:
     runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
     earlier = json.loads(EARLIER_MNIST.read_text()) if EARLIER_MNIST.is_file() else None
     return {"tables": tables, "runs": runs, "earlier_mnist_tips": earlier, "stage_names": sorted(stages)}
+
+
+def busy_wall(records: dict[str, dict]) -> dict:
+    """The wall time of a run from its stages' records (each `finished` at an ISO time after
+    `seconds`): the length of the union of their intervals, i.e. the time at least one stage
+    was running. A run resumed over several sessions counts its sessions, not the hours between
+    them; what the runner spends with no stage running (its start, the last scheduling gaps)
+    is left out."""
+    intervals = sorted((end - rec["seconds"], end) for rec in records.values()
+                       for end in [dt.datetime.fromisoformat(rec["finished"]).timestamp()])
+    total, current = 0.0, None
+    for start, end in intervals:
+        if current and start <= current[1]:
+            current[1] = max(current[1], end)
+            continue
+        if current:
+            total += current[1] - current[0]
+        current = [start, end]
+    if current:
+        total += current[1] - current[0]
+    return {"stages": len(records), "busy_seconds": round(total, 1), "stage_seconds": round(sum(r["seconds"] for r in records.values()), 1),
+            "first_start": min((s for s, _ in intervals), default=None), "last_finish": max((e for _, e in intervals), default=None)}
+
+
+def parallel_times() -> dict:
+    """The full reproduction through `tools.run_parallel --times` (PARALLEL_TIMES)."""
+    if not PARALLEL_TIMES.is_file():
+        return {}
+    records = json.loads(PARALLEL_TIMES.read_text())["stages"]
+    workers = sorted({r.get("side_by_side", 1) for r in records.values()})
+    result = {**busy_wall(records), "workers": workers, "stage_names": sorted(records)}
+    for key in ("first_start", "last_finish"):
+        if result[key] is not None:
+            result[key] = dt.datetime.fromtimestamp(result[key], dt.timezone.utc).isoformat(timespec="seconds")
+    return result
 
 
 def gpu_results() -> list[dict]:
@@ -350,6 +386,14 @@ def goals(data: dict) -> list[str]:
         shared = sum(t.get("side_by_side", 0) for t in tables.values())
         how = f"sum of the tables below; {shared} stages of it timed side by side, so the sum overstates the wall time" if shared else "sum of the tables below, every stage run alone"
         lines.append(f"| full reproduction, 3 seeds, <= 90 min | {minutes(total)} ({how}) | {verdict} |")
+    par = data.get("parallel_run")
+    if par and total:
+        speedup = total / par["busy_seconds"]
+        lacking = sorted(set(par["stage_names"]) - timed)
+        bound = f"; a lower bound: the sequential sum lacks {len(lacking)} of these stages" if lacking else ""
+        lines.append(f"| full reproduction with `tools.run_parallel --workers {'/'.join(map(str, par['workers']))}` at least 1.3x faster than `dvc repro` "
+                     f"| {minutes(par['busy_seconds'])} with stages running ({par['stages']} stages, `{PARALLEL_TIMES}`) against the sequential "
+                     f"{minutes(total)}: {speedup:.2f}x{bound} | {'met' if speedup >= 1.3 else 'missed'} |")
     tflop, mm = data.get("reproduction_tflop"), data.get("matmul")
     if tflop and mm:
         floor = sum(tflop.values()) * 1000 / mm["median_gflop_per_s"]
@@ -510,6 +554,7 @@ def main() -> None:
     data["training_units"] = sorted(n for n in listed if "@" in n and table_of(n) in ("fashion", "mnist_tips"))
     data["reproduction_tflop"] = reproduction_flops()
     data["stage_times"] = stage_times()
+    data["parallel_run"] = parallel_times()
     data["gpu"] = gpu_results()
     data["machine"] = f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     data["written"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="worker processes of the LocalCluster (default: one per core)")
     where.add_argument("--scheduler", help="address of an existing Dask scheduler whose workers share this project's filesystem")
-    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this stage_times.json (benchmarks)")
+    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file (benchmarks: reports/benchmarks/stage_times_parallel.json)")
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
         parser.error(f"--workers: {args.workers} is not allowed; allowed: an integer >= 1")
