@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.reproduce import table_of
+from benchmarks.reproduce import Records, table_of
 from benchmarks.throughput import FAMILIES
 from stages.common import atomic_path, write_json
 from stages.layout import FASHION_RUNS, fashion_cv_run
@@ -274,8 +274,7 @@ def stage_times() -> dict:
         table["seconds"] = round(table["seconds"] + record["seconds"], 1)
         if record["seconds"] > table["slowest"][1]:
             table["slowest"] = (name, record["seconds"])
-    runs_path = STAGE_TIMES.with_name("runs.json")
-    runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
+    runs = Records(STAGE_TIMES).runs()
     earlier = json.loads(EARLIER_MNIST.read_text()) if EARLIER_MNIST.is_file() else None
     return {"tables": tables, "runs": runs, "earlier_mnist_tips": earlier, "stage_names": sorted(stages)}
 
@@ -308,7 +307,7 @@ def parallel_times() -> dict:
         return {}
     records = json.loads(PARALLEL_TIMES.read_text())["stages"]
     workers = sorted({r.get("side_by_side", 1) for r in records.values()})
-    result = {**busy_wall(records), "workers": workers, "stage_names": sorted(records)}
+    result = {**busy_wall(records), "workers": workers, "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
     for key in ("first_start", "last_finish"):
         if result[key] is not None:
             result[key] = dt.datetime.fromtimestamp(result[key], dt.timezone.utc).isoformat(timespec="seconds")
@@ -477,6 +476,11 @@ def render(data: dict) -> str:
         if st.get("runs"):
             lines += ["`benchmarks.reproduce` runs: " + "; ".join(
                 f"{r['started']}: {minutes(r['wall_seconds'])}, {r['stages_run']} ran, {r['stages_skipped']} skipped, exit {r['exit_code']}" for r in st["runs"]) + ".", ""]
+        par = data.get("parallel_run")
+        if par and par.get("runs"):
+            lines += [f"`tools.run_parallel` runs (`{PARALLEL_TIMES}`): " + "; ".join(
+                f"{r['started']}: {minutes(r['wall_seconds'])} end to end, {r['workers']} workers, {r['stages_run']} ran, "
+                f"{r['stages_up_to_date']} up to date, {r['stages_failed']} failed, exit {r['exit_code']}" for r in par["runs"]) + ".", ""]
     dvc = data.get("dvc")
     if dvc:
         state = "all up to date" if dvc["pipeline_up_to_date"] else "not all up to date, so no no-op `dvc repro` was timed"
