@@ -18,6 +18,8 @@ Sections:
               and `dvc repro --single-item` of an up-to-date stage (DVC's start and check)
   memory      peak resident memory of each training family (from the throughput runs) and of
               the table stages, run for real into a scratch folder
+  quick       the README's quick look (`python -m tools.smoke DIR && cd DIR && dvc repro`),
+              end to end
 The wall time of each table comes from reports/benchmarks/stage_times.json, which
 `python -m benchmarks.reproduce` (dvc repro, timed) keeps. GPU timings, measured on a lent
 machine with Keras 3 on JAX, are read from reports/benchmarks/gpu*.json and marked as such.
@@ -47,7 +49,7 @@ from stages.layout import FASHION_RUNS, fashion_cv_run
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler")
+SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler", "quick")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -215,6 +217,25 @@ def section_rerun() -> dict:
     output = done.stdout + done.stderr
     ran = re.findall(r"Running stage '([^']+)'", output)
     return {"set": RERUN_SET, "wall_s": round(seconds, 1), "stages_run": ran, "stages_skipped": len(re.findall(r"didn't change, skipping", output))}
+
+
+def section_quick() -> dict:
+    """The README's quick look, as a newcomer runs it: `python -m tools.smoke DIR`, then
+    `dvc repro` there (the datasets from DATASET_MIRROR, or downloaded), timed end to end."""
+    say("quick: python -m tools.smoke DIR && cd DIR && dvc repro")
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "quick"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tools.smoke", str(project)], check=True, capture_output=True)
+        made = time.perf_counter() - start
+        done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            raise RuntimeError(f"the quick look failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        ran = re.findall(r"Running stage '([^']+)'", done.stdout + done.stderr)
+        report = (project / "reports" / "README.md").is_file()
+    return {"wall_s": round(seconds, 1), "project_s": round(made, 1), "stages_run": len(ran), "report_written": report,
+            "mirror": "DATASET_MIRROR" if os.environ.get("DATASET_MIRROR") else "public locations"}
 
 
 def section_scheduler() -> dict:
@@ -495,6 +516,12 @@ def render(data: dict) -> str:
         lines += ["## Rerun after one variant's param changes", "",
                   f"`dvc exp run --temp -S {rr['set']}`: {rr['wall_s']} s; ran {len(rr['stages_run'])} stages "
                   f"({', '.join(rr['stages_run'])}), {rr['stages_skipped']} skipped.", ""]
+    qk = data.get("quick")
+    if qk:
+        lines += ["## The README's quick look", "",
+                  f"`python -m tools.smoke DIR && cd DIR && dvc repro` (the smoke profile, datasets from {qk['mirror']}): "
+                  f"{minutes(qk['wall_s'])} end to end ({qk['project_s']} s to make the project), {qk['stages_run']} stages ran, "
+                  f"report {'written' if qk['report_written'] else 'MISSING'}.", ""]
     sch = data.get("scheduler")
     if sch:
         per_stage = sch["task_round_trip_ms"] / 1000 + sch["single_item_up_to_date"]["median_s"]
@@ -549,6 +576,7 @@ def main() -> None:
         "rerun": section_rerun,
         "memory": lambda: section_memory(data.get("throughput", {})),
         "scheduler": section_scheduler,
+        "quick": section_quick,
     }
     for section in SECTIONS:
         if section in sections:

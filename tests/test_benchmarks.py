@@ -119,3 +119,10 @@ def test_goal_one_compares_the_parallel_run_with_the_sequential_sum():
     assert "lacks 1 of these stages" in row
     row = next(line for line in goals({**data, "parallel_run": {**parallel, "busy_seconds": 2400.0}}) if "run_parallel" in line)
     assert "1.25x" in row and "| missed |" in row
+
+
+def test_the_quick_look_is_reported_with_its_time_and_what_ran():
+    from benchmarks.run import render
+
+    text = render({"machine": "test", "quick": {"wall_s": 236.4, "project_s": 3.1, "stages_run": 33, "report_written": True, "mirror": "DATASET_MIRROR"}})
+    assert "datasets from DATASET_MIRROR): 3 min 56 s end to end (3.1 s to make the project), 33 stages ran, report written." in text
