@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
         parser.error(f"--workers: {args.workers} is not allowed; allowed: an integer >= 1")
+    started_at, started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.perf_counter()  # end to end
     root = Path(_dvc_output(Path.cwd(), "root").strip()).resolve()
     times = None
     if args.times:
@@ -268,7 +269,6 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         client = Client(cluster)
-    started_at, started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     code, counts = 130, {}
     try:
         _progress(f"Dask dashboard: {client.dashboard_link}")
