@@ -9,7 +9,8 @@ in reports/benchmarks/stage_times.json, merged with earlier records, so a reprod
 over several runs still adds up to the whole. Stages DVC skipped keep their last record.
 
 To run independent stages side by side, use `python -m tools.run_parallel --times
-reports/benchmarks/stage_times.json` (Dask): it records each stage's time here too.
+reports/benchmarks/stage_times_parallel.json` (Dask): it records each stage's time there, in the
+same form; `python -m benchmarks.run` compares the two runs (goal: >= 1.3x with 2 workers).
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ class Records:
     def save(self) -> None:
         write_json(self.path, {"machine": platform.node(), "stages": self.stages})
 
+    @property
+    def runs_path(self) -> Path:
+        """Beside the stage records: one entry per invocation (stage_times_runs.json)."""
+        return self.path.with_name(f"{self.path.stem}_runs.json")
+
+    def runs(self) -> list[dict]:
+        return json.loads(self.runs_path.read_text())["runs"] if self.runs_path.is_file() else []
+
+    def add_run(self, **entry) -> None:
+        with self.lock:
+            write_json(self.runs_path, {"runs": [*self.runs(), entry]})
+
 
 def sequential(records: Records, dvc_args: list[str]) -> tuple[int, int, int]:
     """One `dvc repro`; returns (exit code, stages run, stages skipped)."""
@@ -98,10 +111,7 @@ def main() -> int:
     rc, ran, skipped = sequential(records, args.dvc_args)
     wall = time.perf_counter() - started
     records.save()
-    runs_path = args.out.with_name("runs.json")
-    runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
-    runs.append({"started": started_at, "wall_seconds": round(wall, 1), "exit_code": rc, "stages_run": ran, "stages_skipped": skipped, "dvc_args": args.dvc_args})
-    write_json(runs_path, {"runs": runs})
+    records.add_run(started=started_at, wall_seconds=round(wall, 1), exit_code=rc, stages_run=ran, stages_skipped=skipped, dvc_args=args.dvc_args)
     print(f"benchmarks.reproduce: exited {rc} after {wall:.0f} s; {ran} stages ran, {skipped} skipped or up to date; times in {args.out}", file=sys.stderr)
     return rc
 

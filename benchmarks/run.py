@@ -18,6 +18,8 @@ Sections:
               and `dvc repro --single-item` of an up-to-date stage (DVC's start and check)
   memory      peak resident memory of each training family (from the throughput runs) and of
               the table stages, run for real into a scratch folder
+  quick       the README's quick look (`python -m tools.smoke DIR && cd DIR && dvc repro`),
+              end to end
 The wall time of each table comes from reports/benchmarks/stage_times.json, which
 `python -m benchmarks.reproduce` (dvc repro, timed) keeps. GPU timings, measured on a lent
 machine with Keras 3 on JAX, are read from reports/benchmarks/gpu*.json and marked as such.
@@ -39,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.reproduce import table_of
+from benchmarks.reproduce import Records, table_of
 from benchmarks.throughput import FAMILIES
 from stages.common import atomic_path, write_json
 from stages.layout import FASHION_RUNS, fashion_cv_run
@@ -47,7 +49,7 @@ from stages.layout import FASHION_RUNS, fashion_cv_run
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler")
+SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler", "quick")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -217,6 +219,25 @@ def section_rerun() -> dict:
     return {"set": RERUN_SET, "wall_s": round(seconds, 1), "stages_run": ran, "stages_skipped": len(re.findall(r"didn't change, skipping", output))}
 
 
+def section_quick() -> dict:
+    """The README's quick look, as a newcomer runs it: `python -m tools.smoke DIR`, then
+    `dvc repro` there (the datasets from DATASET_MIRROR, or downloaded), timed end to end."""
+    say("quick: python -m tools.smoke DIR && cd DIR && dvc repro")
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Path(tmp) / "quick"
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tools.smoke", str(project)], check=True, capture_output=True)
+        made = time.perf_counter() - start
+        done = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode:
+            raise RuntimeError(f"the quick look failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        ran = re.findall(r"Running stage '([^']+)'", done.stdout + done.stderr)
+        report = (project / "reports" / "README.md").is_file()
+    return {"wall_s": round(seconds, 1), "project_s": round(made, 1), "stages_run": len(ran), "report_written": report,
+            "mirror": "DATASET_MIRROR" if os.environ.get("DATASET_MIRROR") else "public locations"}
+
+
 def section_scheduler() -> dict:
     """The cost tools.run_parallel adds to each stage, on the up-to-date pipeline: the Dask
     round trip of an empty task, `dvc --wait-for-lock repro --single-item` of an up-to-date unit
@@ -259,6 +280,7 @@ def section_memory(throughput: dict) -> dict:
 
 
 EARLIER_MNIST = Path("reports/benchmarks/mnist_tips_earlier_run.json")
+PARALLEL_TIMES = Path("reports/benchmarks/stage_times_parallel.json")  # tools.run_parallel --times
 
 
 def stage_times() -> dict:
@@ -273,10 +295,44 @@ def stage_times() -> dict:
         table["seconds"] = round(table["seconds"] + record["seconds"], 1)
         if record["seconds"] > table["slowest"][1]:
             table["slowest"] = (name, record["seconds"])
-    runs_path = STAGE_TIMES.with_name("runs.json")
-    runs = json.loads(runs_path.read_text())["runs"] if runs_path.is_file() else []
+    runs = Records(STAGE_TIMES).runs()
     earlier = json.loads(EARLIER_MNIST.read_text()) if EARLIER_MNIST.is_file() else None
     return {"tables": tables, "runs": runs, "earlier_mnist_tips": earlier, "stage_names": sorted(stages)}
+
+
+def busy_wall(records: dict[str, dict]) -> dict:
+    """The wall time of a run from its stages' records (each `finished` at an ISO time after
+    `seconds`): the length of the union of their intervals, i.e. the time at least one stage
+    was running. A run resumed over several sessions counts its sessions, not the hours between
+    them; what the runner spends with no stage running (its start, the last scheduling gaps)
+    is left out."""
+    intervals = sorted((end - rec["seconds"], end) for rec in records.values()
+                       for end in [dt.datetime.fromisoformat(rec["finished"]).timestamp()])
+    total, current = 0.0, None
+    for start, end in intervals:
+        if current and start <= current[1]:
+            current[1] = max(current[1], end)
+            continue
+        if current:
+            total += current[1] - current[0]
+        current = [start, end]
+    if current:
+        total += current[1] - current[0]
+    return {"stages": len(records), "busy_seconds": round(total, 1), "stage_seconds": round(sum(r["seconds"] for r in records.values()), 1),
+            "first_start": min((s for s, _ in intervals), default=None), "last_finish": max((e for _, e in intervals), default=None)}
+
+
+def parallel_times() -> dict:
+    """The full reproduction through `tools.run_parallel --times` (PARALLEL_TIMES)."""
+    if not PARALLEL_TIMES.is_file():
+        return {}
+    records = json.loads(PARALLEL_TIMES.read_text())["stages"]
+    workers = sorted({r.get("side_by_side", 1) for r in records.values()})
+    result = {**busy_wall(records), "workers": workers, "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
+    for key in ("first_start", "last_finish"):
+        if result[key] is not None:
+            result[key] = dt.datetime.fromtimestamp(result[key], dt.timezone.utc).isoformat(timespec="seconds")
+    return result
 
 
 def gpu_results() -> list[dict]:
@@ -350,6 +406,14 @@ def goals(data: dict) -> list[str]:
         shared = sum(t.get("side_by_side", 0) for t in tables.values())
         how = f"sum of the tables below; {shared} stages of it timed side by side, so the sum overstates the wall time" if shared else "sum of the tables below, every stage run alone"
         lines.append(f"| full reproduction, 3 seeds, <= 90 min | {minutes(total)} ({how}) | {verdict} |")
+    par = data.get("parallel_run")
+    if par and total:
+        speedup = total / par["busy_seconds"]
+        lacking = sorted(set(par["stage_names"]) - timed)
+        bound = f"; a lower bound: the sequential sum lacks {len(lacking)} of these stages" if lacking else ""
+        lines.append(f"| full reproduction with `tools.run_parallel --workers {'/'.join(map(str, par['workers']))}` at least 1.3x faster than `dvc repro` "
+                     f"| {minutes(par['busy_seconds'])} with stages running ({par['stages']} stages, `{PARALLEL_TIMES}`) against the sequential "
+                     f"{minutes(total)}: {speedup:.2f}x{bound} | {'met' if speedup >= 1.3 else 'missed'} |")
     tflop, mm = data.get("reproduction_tflop"), data.get("matmul")
     if tflop and mm:
         floor = sum(tflop.values()) * 1000 / mm["median_gflop_per_s"]
@@ -433,6 +497,11 @@ def render(data: dict) -> str:
         if st.get("runs"):
             lines += ["`benchmarks.reproduce` runs: " + "; ".join(
                 f"{r['started']}: {minutes(r['wall_seconds'])}, {r['stages_run']} ran, {r['stages_skipped']} skipped, exit {r['exit_code']}" for r in st["runs"]) + ".", ""]
+        par = data.get("parallel_run")
+        if par and par.get("runs"):
+            lines += [f"`tools.run_parallel` runs (`{PARALLEL_TIMES}`): " + "; ".join(
+                f"{r['started']}: {minutes(r['wall_seconds'])} end to end, {r['workers']} workers, {r['stages_run']} ran, "
+                f"{r['stages_up_to_date']} up to date, {r['stages_failed']} failed, exit {r['exit_code']}" for r in par["runs"]) + ".", ""]
     dvc = data.get("dvc")
     if dvc:
         state = "all up to date" if dvc["pipeline_up_to_date"] else "not all up to date, so no no-op `dvc repro` was timed"
@@ -447,6 +516,12 @@ def render(data: dict) -> str:
         lines += ["## Rerun after one variant's param changes", "",
                   f"`dvc exp run --temp -S {rr['set']}`: {rr['wall_s']} s; ran {len(rr['stages_run'])} stages "
                   f"({', '.join(rr['stages_run'])}), {rr['stages_skipped']} skipped.", ""]
+    qk = data.get("quick")
+    if qk:
+        lines += ["## The README's quick look", "",
+                  f"`python -m tools.smoke DIR && cd DIR && dvc repro` (the smoke profile, datasets from {qk['mirror']}): "
+                  f"{minutes(qk['wall_s'])} end to end ({qk['project_s']} s to make the project), {qk['stages_run']} stages ran, "
+                  f"report {'written' if qk['report_written'] else 'MISSING'}.", ""]
     sch = data.get("scheduler")
     if sch:
         per_stage = sch["task_round_trip_ms"] / 1000 + sch["single_item_up_to_date"]["median_s"]
@@ -501,6 +576,7 @@ def main() -> None:
         "rerun": section_rerun,
         "memory": lambda: section_memory(data.get("throughput", {})),
         "scheduler": section_scheduler,
+        "quick": section_quick,
     }
     for section in SECTIONS:
         if section in sections:
@@ -510,6 +586,7 @@ def main() -> None:
     data["training_units"] = sorted(n for n in listed if "@" in n and table_of(n) in ("fashion", "mnist_tips"))
     data["reproduction_tflop"] = reproduction_flops()
     data["stage_times"] = stage_times()
+    data["parallel_run"] = parallel_times()
     data["gpu"] = gpu_results()
     data["machine"] = f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     data["written"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

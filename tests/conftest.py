@@ -198,12 +198,30 @@ def real_pipeline(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def smoke(tmp_path_factory, dvc_cache):
-    """The whole pipeline on the smoke profile through `dvc repro`, committed, once per session."""
+def served_mirror():
+    """The real mirror served over HTTP on 127.0.0.1, as a machine without ../shared meets the
+    datasets (a base URL; the public locations are base URLs too); "" where there is none."""
     mirror = real_mirror()
+    if not mirror or "://" in mirror or len(mirror.split()) > 1:
+        yield mirror
+        return
+    handler = functools.partial(_QuietHandler, directory=mirror)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory, dvc_cache, served_mirror):
+    """The README's quick look (`python -m tools.smoke DIR && cd DIR && dvc repro`), committed,
+    once per session, with the datasets fetched over HTTP: no local copy of them is named."""
     project = copy_project(tmp_path_factory.mktemp("smoke"), dvc_cache, smoke=True)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    env = {"DATASET_MIRROR": mirror}
+    env = {"DATASET_MIRROR": served_mirror}
     first = dvc(["repro"], project, env=env)
     commit(project, "smoke run")
     return {"path": project, "params": params, "first": first, "env": env}

@@ -90,3 +90,39 @@ def test_minutes_never_show_60_seconds(seconds, text):
     from benchmarks.run import minutes
 
     assert minutes(seconds) == text
+
+
+def test_busy_wall_is_the_union_of_the_stages_intervals():
+    from benchmarks.run import busy_wall
+
+    def rec(finished, seconds):
+        return {"finished": f"2026-11-23T{finished}+00:00", "seconds": seconds}
+
+    # two side by side (10:00:00-10:01:40 and 10:00:20-10:01:30), one more after a gap of a
+    # day (a resumed run), one inside another: 100 s + 60 s, the gap not counted
+    records = {"a": rec("10:01:40", 100), "b": rec("10:01:30", 70), "c": rec("10:00:50", 10)}
+    records["d"] = {"finished": "2026-11-24T09:01:00+00:00", "seconds": 60}
+    result = busy_wall(records)
+    assert result["busy_seconds"] == 160.0 and result["stage_seconds"] == 240.0 and result["stages"] == 4
+    assert busy_wall({})["busy_seconds"] == 0
+
+
+def test_goal_one_compares_the_parallel_run_with_the_sequential_sum():
+    from benchmarks.run import goals
+
+    tables = {"fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0), "side_by_side": 0}}
+    parallel = {"busy_seconds": 2000.0, "stages": 3, "workers": [2], "stage_names": ["fashion_cv@dense64-0-0", "fashion_table", "report"]}
+    data = {"stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]},
+            "training_units": ["fashion_cv@dense64-0-0"], "parallel_run": parallel}
+    row = next(line for line in goals(data) if "run_parallel --workers 2" in line)
+    assert "33 min 20 s with stages running (3 stages" in row and "1.50x" in row and "| met |" in row
+    assert "lacks 1 of these stages" in row
+    row = next(line for line in goals({**data, "parallel_run": {**parallel, "busy_seconds": 2400.0}}) if "run_parallel" in line)
+    assert "1.25x" in row and "| missed |" in row
+
+
+def test_the_quick_look_is_reported_with_its_time_and_what_ran():
+    from benchmarks.run import render
+
+    text = render({"machine": "test", "quick": {"wall_s": 236.4, "project_s": 3.1, "stages_run": 33, "report_written": True, "mirror": "DATASET_MIRROR"}})
+    assert "datasets from DATASET_MIRROR): 3 min 56 s end to end (3.1 s to make the project), 33 stages ran, report written." in text

@@ -7,7 +7,7 @@ import pytest
 from stages.idx import read_idx_gz
 from stages.preprocess import PreprocessConfig, add_test_noise
 from stages.common import build_config
-from tests.conftest import dvc
+from tests.conftest import dvc, real_mirror
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -30,6 +30,20 @@ def test_every_stage_ran_then_nothing_reran(real_pipeline):
     assert "Running stage" not in real_pipeline["second"].stdout
     status = dvc(["status", "preprocess"], real_pipeline["path"])
     assert "up to date" in status.stdout
+
+
+def test_the_datasets_came_from_the_mirror_each_run_named(real_pipeline, smoke, served_mirror):
+    """The scratch project fetched from the mirror folder, the README's quick look (the smoke
+    project) from the same files served over HTTP, as on a machine without ../shared."""
+    if not served_mirror:
+        pytest.skip("no DATASET_MIRROR: both fetched from the public locations")
+    folder = real_mirror()
+    assert served_mirror.startswith("http://127.0.0.1:") and "://" not in folder
+    for run, source in ((real_pipeline["first"], folder), (smoke["first"], served_mirror)):
+        log = run.stdout + run.stderr
+        for dataset, mirror_dir in (("mnist", "mnist"), ("fashion_mnist", "fashion-mnist")):
+            for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+                assert f"{dataset}/{name}: verified from {source}/{mirror_dir}" in log
 
 
 def test_mnist_facts(real_pipeline):

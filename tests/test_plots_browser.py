@@ -1,32 +1,24 @@
-"""`dvc plots show` rendered in headless Chromium: every plot of dvc.yaml must actually draw.
-
-DVC's page loads vega from a CDN; machines here are offline, so the page is rendered with
-the same vega versions taken from the npm registry and served next to it."""
+"""`dvc plots show` rendered in headless Chromium with every host name unresolvable: every plot
+of dvc.yaml must draw offline, from the project's page (.dvc/plots/page.html, the default in
+.dvc/config) and the vega that `npm ci` installs (package.json)."""
 
 import json
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from tests.conftest import dvc
+from tests.conftest import dvc, run
 
-# The versions DVC's HTML page asks the CDN for (dvc_render/vega.py).
-VEGA = {"vega": "5.20.2", "vega-lite": "5.2.0", "vega-embed": "6.18.2"}
-TEMPLATE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>DVC plots</title>
-<script src="vega.min.js"></script><script src="vega-lite.min.js"></script><script src="vega-embed.min.js"></script>
-</head><body>{plot_divs}</body></html>
-"""
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--hide-scrollbars", "--virtual-time-budget=20000",
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: no CDN can answer
 ]
 
 
@@ -42,22 +34,29 @@ def need(tool, *alternatives):
 @pytest.fixture(scope="module")
 def rendered(smoke, tmp_path_factory):
     chromium, npm = need("chromium", "google-chrome", "chromium-browser"), need("npm")
-    work = tmp_path_factory.mktemp("plots")
-    subprocess.run([npm, "pack", "--silent", *(f"{k}@{v}" for k, v in VEGA.items())], cwd=work, check=True, capture_output=True)
-    out = work / "html"
-    (work / "template.html").write_text(TEMPLATE)
-    dvc(["plots", "show", "-o", str(out), "--html-template", str(work / "template.html")], smoke["path"])
-    for name, version in VEGA.items():
-        with tarfile.open(work / f"{name}-{version}.tgz") as tar:
-            (out / f"{name}.min.js").write_bytes(tar.extractfile(f"package/build/{name}.min.js").read())
-    page = (out / "index.html").as_uri()
-    profile = ["--user-data-dir=" + str(work / "profile")]
-    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", page], capture_output=True, text=True, timeout=180).stdout
-    shot = work / "plots.png"
-    subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1280,4000", page],
-                   capture_output=True, timeout=180, check=True)
-    plots = dvc(["plots", "show", "--json"], smoke["path"]).stdout
-    return {"dom": dom, "screenshot": shot, "plots": plots, "html": out}
+    project, work = smoke["path"], tmp_path_factory.mktemp("plots")
+    run([npm, "ci", "--no-audit", "--no-fund"], project)  # the README's set-up for the plots page
+    try:
+        shown = dvc(["plots", "show"], project)  # no --html-template: the project's default page
+        page = project / "dvc_plots" / "index.html"
+        profile = ["--user-data-dir=" + str(work / "profile")]
+        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=180).stdout
+        shot = work / "plots.png"
+        subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()],
+                       capture_output=True, timeout=180, check=True)
+        plots = dvc(["plots", "show", "--json"], project).stdout
+        status = run(["git", "status", "--porcelain"], project).stdout
+    finally:
+        shutil.rmtree(project / "node_modules", ignore_errors=True)
+        shutil.rmtree(project / "dvc_plots", ignore_errors=True)
+    return {"dom": dom, "screenshot": shot, "plots": plots, "shown": shown.stdout, "page": page, "git_status": status}
+
+
+def test_the_page_is_the_projects_and_git_ignores_it(rendered):
+    assert rendered["page"].as_uri() in rendered["shown"]
+    assert not re.findall(r'<script src="https://[^"]*"></script>', rendered["dom"])  # the CDN fallback was not taken
+    assert rendered["git_status"] == ""  # dvc_plots/ and node_modules/ are ignored
 
 
 def test_every_vega_plot_rendered_a_chart(rendered):

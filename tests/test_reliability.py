@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -411,10 +412,33 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
         for name in changes:
             assert parallel[name] == sequential[f"seq-{name[4:]}"], name
             assert parallel[name]["reports/mnist_tips/metrics.json"] != _workspace_metrics(project)
+        _check_the_readme_exp_show(project, sequential)
     finally:
         dvc(["queue", "stop"], project, check=False)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
         dvc(["queue", "remove", "--all"], project, check=False)
+
+
+def readme_exp_show() -> list[str]:
+    """The `dvc exp show` command README.md gives for comparing experiments' headline figures."""
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show --only-changed"))
+    return shlex.split(line.split("  #")[0])[1:]
+
+
+def _check_the_readme_exp_show(project: Path, experiments: dict[str, dict]) -> None:
+    """The README's command, rendered as wide as it likes (COLUMNS=1000, as DVC's pager does),
+    is at most 120 columns, truncates nothing, and shows each experiment's changed headline
+    figures: the rows' mean test accuracies (DVC shows 5 significant digits)."""
+    shown = dvc([*readme_exp_show(), "--no-pager"], project, env={"COLUMNS": "1000"}).stdout
+    lines = shown.rstrip().splitlines()
+    assert max(map(len, lines)) <= 120, shown
+    assert "…" not in shown, shown
+    for name, metrics in experiments.items():
+        row = next(line for line in lines if name in line)
+        for variant in ("unscaled", "deep_relu"):
+            mean = metrics["reports/mnist_tips/metrics.json"][variant]["test_accuracy"]["mean"]
+            assert f"{mean:.5g}" in row, (name, variant, shown)
+    assert ".std" not in shown and ".seeds" not in shown and "train_accuracy" not in shown, shown
 
 
 def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import re
@@ -169,8 +170,10 @@ def _progress(text: str) -> None:
     print(f"run_parallel: {text}", file=sys.stderr, flush=True)
 
 
-def run(root: Path, client, times=None) -> int:
-    """Submit the out-of-date stages to `client`; wait, reporting each; return the exit code."""
+def run(root: Path, client, times=None, counts: dict | None = None) -> int:
+    """Submit the out-of-date stages to `client`; wait, reporting each; return the exit code.
+    `counts` receives how many stages ran, were up to date, failed (as far as the run got)."""
+    counts = {} if counts is None else counts
     from distributed import Event, as_completed, wait
 
     waits, up_to_date = plan(root)
@@ -190,6 +193,7 @@ def run(root: Path, client, times=None) -> int:
     workers = len(client.scheduler_info()["workers"])
     try:
         for future in as_completed(futures.values()):
+            counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
             stage = stage_of[future.key]
             if future.status != "finished":  # the task itself broke (e.g. its worker died)
                 failed.append(stage)
@@ -217,6 +221,7 @@ def run(root: Path, client, times=None) -> int:
     except KeyboardInterrupt:
         # Each running stage's task sees the event and sends its stage's command the SIGINT of
         # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end.
+        counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
         _progress("interrupted: stopping the running stages, starting no new ones")
         stop.set()
         try:
@@ -224,6 +229,7 @@ def run(root: Path, client, times=None) -> int:
         except TimeoutError:
             _progress("some stages did not stop within 300 s")
         return 130
+    counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
     _progress(f"{done} of {total} stages done ({ran} ran, {done - ran} up to date), {len(failed)} failed{': ' + ', '.join(sorted(failed)) if failed else ''}"
               f"{f', {len(skipped)} not run because a stage they depend on failed' if skipped else ''}")
     return 1 if failed or skipped else 0
@@ -235,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="worker processes of the LocalCluster (default: one per core)")
     where.add_argument("--scheduler", help="address of an existing Dask scheduler whose workers share this project's filesystem")
-    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this stage_times.json (benchmarks)")
+    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file (benchmarks: reports/benchmarks/stage_times_parallel.json)")
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
         parser.error(f"--workers: {args.workers} is not allowed; allowed: an integer >= 1")
+    started_at, started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.perf_counter()  # end to end
     root = Path(_dvc_output(Path.cwd(), "root").strip()).resolve()
     times = None
     if args.times:
@@ -262,10 +269,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
         client = Client(cluster)
+    code, counts = 130, {}
     try:
         _progress(f"Dask dashboard: {client.dashboard_link}")
-        return run(root, client, times)
+        code = run(root, client, times, counts)
+        return code
     finally:
+        if times is not None:  # also after Ctrl-C: the stages that finished count
+            times.add_run(started=started_at, wall_seconds=round(time.perf_counter() - started, 1), exit_code=code,
+                          workers=len(client.scheduler_info()["workers"]), **counts)
         client.close()
         if cluster is not None:
             cluster.close()

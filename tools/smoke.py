@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore", "reports/mnist_tips_jax_h100.json")
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore", "reports/mnist_tips_jax_h100.json",
+                 "package.json", "package-lock.json", ".npmrc")
 PROJECT_DIRS = ("stages", "tools", "benchmarks", "floors", "reference", ".dvc/plots")
 
 
@@ -66,7 +67,7 @@ def make_project(dest: Path, smoke: bool = True, cache: Path | None = None) -> P
     for name in PROJECT_DIRS:  # after `dvc init`, which creates .dvc/
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
-    _run([*dvc, "config", "core.analytics", "false"], dest)
+    shutil.copy2(ROOT / ".dvc" / "config", dest / ".dvc" / "config")  # the project's settings (the plots page)
     if cache is not None:
         _run([*dvc, "cache", "dir", str(cache)], dest)
     _run(["git", "add", "-A"], dest)
