@@ -308,18 +308,12 @@ def busy_wall(records: dict[str, dict]) -> dict:
     is left out."""
     intervals = sorted((end - rec["seconds"], end) for rec in records.values()
                        for end in [dt.datetime.fromisoformat(rec["finished"]).timestamp()])
-    total, current = 0.0, None
+    total, reach = 0.0, float("-inf")  # reach: the latest end so far; count only what lies past it
     for start, end in intervals:
-        if current and start <= current[1]:
-            current[1] = max(current[1], end)
-            continue
-        if current:
-            total += current[1] - current[0]
-        current = [start, end]
-    if current:
-        total += current[1] - current[0]
-    return {"stages": len(records), "busy_seconds": round(total, 1), "stage_seconds": round(sum(r["seconds"] for r in records.values()), 1),
-            "first_start": min((s for s, _ in intervals), default=None), "last_finish": max((e for _, e in intervals), default=None)}
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return {"stages": len(records), "busy_seconds": round(total, 1), "stage_seconds": round(sum(r["seconds"] for r in records.values()), 1)}
 
 
 def parallel_times() -> dict:
@@ -328,11 +322,7 @@ def parallel_times() -> dict:
         return {}
     records = json.loads(PARALLEL_TIMES.read_text())["stages"]
     workers = sorted({r.get("side_by_side", 1) for r in records.values()})
-    result = {**busy_wall(records), "workers": workers, "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
-    for key in ("first_start", "last_finish"):
-        if result[key] is not None:
-            result[key] = dt.datetime.fromtimestamp(result[key], dt.timezone.utc).isoformat(timespec="seconds")
-    return result
+    return {**busy_wall(records), "workers": workers, "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
 
 
 def gpu_results() -> list[dict]:

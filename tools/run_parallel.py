@@ -193,7 +193,6 @@ def run(root: Path, client, times=None, counts: dict | None = None) -> int:
     workers = len(client.scheduler_info()["workers"])
     try:
         for future in as_completed(futures.values()):
-            counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
             stage = stage_of[future.key]
             if future.status != "finished":  # the task itself broke (e.g. its worker died)
                 failed.append(stage)
@@ -221,7 +220,6 @@ def run(root: Path, client, times=None, counts: dict | None = None) -> int:
     except KeyboardInterrupt:
         # Each running stage's task sees the event and sends its stage's command the SIGINT of
         # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end.
-        counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
         _progress("interrupted: stopping the running stages, starting no new ones")
         stop.set()
         try:
@@ -229,7 +227,8 @@ def run(root: Path, client, times=None, counts: dict | None = None) -> int:
         except TimeoutError:
             _progress("some stages did not stop within 300 s")
         return 130
-    counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
+    finally:  # as far as the run got, also after Ctrl-C
+        counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
     _progress(f"{done} of {total} stages done ({ran} ran, {done - ran} up to date), {len(failed)} failed{': ' + ', '.join(sorted(failed)) if failed else ''}"
               f"{f', {len(skipped)} not run because a stage they depend on failed' if skipped else ''}")
     return 1 if failed or skipped else 0
