@@ -41,7 +41,7 @@ def table_of(stage: str) -> str:
         return "mnist_tips"
     if name.startswith("fashion"):
         return "fashion"
-    return "data" if name in ("check_params", "fetch", "preprocess") else "report"
+    return "data" if name in ("check_params", "fetch", "preprocess", "noise") else "report"
 
 
 def now_iso() -> str:

@@ -22,7 +22,7 @@ log = logging.getLogger("stages.check_params")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 SECTIONS = {
     "datasets": None, "fetch": None, "preprocess": None,
-    "mnist_tips": ("seeds", "data", "variants"),
+    "mnist_tips": ("seeds", "noise", "data", "variants"),
     "fashion": ("seeds", "training", "cross_validation", "overfitting", "variants", "final", "cnn"),
 }
 # What the check writes. It never depends on the values, so a change that passes the check
@@ -59,8 +59,10 @@ def check(params: Mapping) -> None:
     from stages.fashion_final import FinalModel
     from stages.fashion_table import OverfittingRule
     from stages.fetch import FetchConfig, dataset_config
+    from stages.layout import NOISY
     from stages.mnist_tips import TipsVariant
     from stages.mnist_tips_table import check_groups
+    from stages.noise import NoiseConfig
     from stages.preprocess import PreprocessConfig
     from stages.training import RunSettings
 
@@ -80,9 +82,13 @@ def check(params: Mapping) -> None:
     variants = names_of(tips["variants"], "mnist_tips.variants")
     for name in variants:
         build_config(TipsVariant, tips["variants"][name], f"mnist_tips.variants.{name}")
+    noise = build_config(NoiseConfig, tips["noise"], "mnist_tips.noise")
+    if noise.source not in params["preprocess"]:
+        raise ConfigError(f"mnist_tips.noise.source: {noise.source!r} is not allowed; allowed: {', '.join(params['preprocess'])}")
+    files = [*params["preprocess"], NOISY]  # the preprocess variants, and the noise stages' files
     for data in names_of(tips["data"], "mnist_tips.data"):
-        if data not in params["preprocess"]:
-            raise ConfigError(f"mnist_tips.data.{data}: not a preprocess variant; allowed: {', '.join(params['preprocess'])}")
+        if data not in files:
+            raise ConfigError(f"mnist_tips.data.{data}: not a prepared file; allowed: {', '.join(files)}")
     check_groups(tips["data"], variants)
 
     fashion = params["fashion"]

@@ -6,8 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PREPARED = Path("data/prepared")
 MNIST_TIPS_RUNS = Path("reports/runs/mnist_tips")
 FASHION_RUNS = Path("reports/runs/fashion")
+# The `mnist_tips.data` group whose test set is noise drawn per training seed (the `noise` stages).
+NOISY = "mnist_tips_noisy"
+
+
+def prepared_file(prepared: Path, data: str, seed: int) -> Path:
+    """The file an MNIST tips unit of `mnist_tips.data` group `data` and `seed` trains on: the
+    preprocess stage's `<data>.npz`, or for the noisy rows `seed<seed>/mnist_tips_noisy.npz`
+    (the unit records the file's stem as its `data`, so the name stays the group's)."""
+    if data == NOISY:
+        return Path(prepared) / f"seed{seed}" / f"{NOISY}.npz"
+    return Path(prepared) / f"{data}.npz"
 
 
 def mnist_tips_run(runs: Path, variant: str, seed: int) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from stages.claims import in_post_order, load_claims, load_reference, tolerance_for, verdict
 from stages.common import ConfigError, atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
-from stages.layout import mnist_tips_run
+from stages.layout import NOISY, mnist_tips_run
 from stages.run_guard import check_one_backend, check_trained_with, check_unchanged_since_start
 
 log = logging.getLogger("stages.mnist_tips_table")
@@ -79,11 +79,18 @@ def data_groups(params: Path) -> dict[str, list[str]]:
     return groups
 
 
+def preprocess_variant(params: Path, group: str) -> str:
+    """The `preprocess` variant whose images a `mnist_tips.data` group trains on: its own name,
+    or for the noisy rows `mnist_tips.noise.source` (their test set is that file's, with noise)."""
+    return load_params(params, "mnist_tips", "noise", "source") if group == NOISY else group
+
+
 def settings_sentence(params: Path) -> str:
     """What every row shares, from params: '20 epochs on the first 10,000 training images'."""
     variants = load_params(params, "mnist_tips", "variants")
     epochs = sorted({v["epochs"] for v in variants.values()})
-    limits = sorted({load_params(params, "preprocess", group).get("train_limit") for group in data_groups(params)}, key=str)
+    limits = sorted({load_params(params, "preprocess", preprocess_variant(params, group)).get("train_limit")
+                     for group in data_groups(params)}, key=str)
     epoch_words = f"{epochs[0]} epochs" if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]} epochs (per row: params.yaml)"
     image_words = "all training images" if limits == [None] else f"the first {', '.join(f'{n:,}' for n in limits if n)} training images"
     return f"after {epoch_words} on {image_words}"
@@ -122,7 +129,8 @@ def provenance(data: dict, configs: dict[str, dict]) -> str:
     """What the other backend's file says of its params and code, compared with our units'."""
     if "params" not in data or "code" not in data:
         return ("The file records the backend, the Keras version and the devices, but not the params or the code that "
-                "made it (it predates `tools/run_variants.py` recording them), so this table cannot say they were ours.")
+                "made it (it predates `tools/run_variants.py` recording them), so this table cannot say they were ours. "
+                "Its noisy rows (7-8) were made when the pipeline tested every seed on one noise draw; ours test each seed on its own.")
     differ = sorted(v for v, p in data["params"].items() if v in configs and p != configs[v])
     same = "identical to" if not differ else f"different from ({', '.join(differ)})"
     return (f"Made at commit `{data['code']['commit'][:12]}`; its params are {same} those in our units' config.json, "

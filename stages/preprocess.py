@@ -1,8 +1,9 @@
 """Preprocess stage: verified IDX files -> one .npz of arrays per named variant in params.yaml.
 
 Carries the input transformations of both posts: scaling by 1/255 (or not, MNIST tips row 9),
-the first N training images (MNIST tips uses 10,000), one-hot or integer labels, the noisy test
-set of the MNIST dropout rows, and the channel axis of the Fashion-MNIST CNN.
+the first N training images (MNIST tips uses 10,000), one-hot or integer labels, and the channel
+axis of the Fashion-MNIST CNN. The noisy test sets of the MNIST dropout rows, one per training
+seed, are made from this stage's file by stages/noise.py.
 """
 
 from __future__ import annotations
@@ -32,13 +33,10 @@ class PreprocessConfig:
     labels: str = "integer"
     flatten: bool = False  # images as 784-vectors (MNIST tips) instead of 28x28
     channel_axis: bool = False  # add a trailing axis of 1 for Conv2D
-    test_noise_std: float = 0.0  # > 0: test pixels drawn from normal(pixel, std), as np.random.normal(x_test)
-    noise_seed: int = 0
 
     def __post_init__(self):
         require(self.labels in LABEL_ENCODINGS, "labels", self.labels, f"allowed: {', '.join(LABEL_ENCODINGS)}")
         require(self.train_limit is None or self.train_limit >= 1, "train_limit", self.train_limit, "allowed: null or an integer >= 1")
-        require(self.test_noise_std >= 0, "test_noise_std", self.test_noise_std, "allowed: a number >= 0 (0 disables the noise)")
         require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis, "allowed: false when flatten is true")
 
 
@@ -61,14 +59,6 @@ def encode_labels(labels: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     return labels.astype("int64")
 
 
-def add_test_noise(x: np.ndarray, config: PreprocessConfig) -> np.ndarray:
-    """The MNIST post's `np.random.normal(x_test)`: each pixel ~ normal(mean=pixel, std), seeded."""
-    if config.test_noise_std == 0:
-        return x
-    rng = np.random.default_rng(config.noise_seed)
-    return rng.normal(loc=x, scale=config.test_noise_std).astype("float32")
-
-
 def preprocess(raw: dict[str, np.ndarray], config: PreprocessConfig) -> dict[str, np.ndarray]:
     """Pure core: uint8 IDX arrays keyed by file role -> the arrays a training stage loads."""
     n_train = len(raw["train_images"])
@@ -78,7 +68,7 @@ def preprocess(raw: dict[str, np.ndarray], config: PreprocessConfig) -> dict[str
     return {
         "x_train": transform_images(raw["train_images"][keep], config),
         "y_train": encode_labels(raw["train_labels"][keep], config),
-        "x_test": add_test_noise(transform_images(raw["test_images"], config), config),
+        "x_test": transform_images(raw["test_images"], config),
         "y_test": encode_labels(raw["test_labels"], config),
     }
 

@@ -187,12 +187,12 @@ def dvc_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def real_pipeline(tmp_path_factory):
-    """fetch + preprocess of the real datasets through `dvc repro`, once per test session,
+    """fetch, preprocess and noise of the real datasets through `dvc repro`, once per test session,
     with a cache of its own so every stage really runs (not restored from the run-cache)."""
     mirror = real_mirror()
     project = copy_project(tmp_path_factory.mktemp("project"))
-    first = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
-    second = dvc(["repro", "preprocess"], project, env={"DATASET_MIRROR": mirror})
+    first = dvc(["repro", "preprocess", "noise"], project, env={"DATASET_MIRROR": mirror})
+    second = dvc(["repro", "preprocess", "noise"], project, env={"DATASET_MIRROR": mirror})
     params = yaml.safe_load((project / "params.yaml").read_text())
     return {"path": project, "first": first, "second": second, "params": copy.deepcopy(params)}
 

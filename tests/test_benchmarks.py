@@ -24,7 +24,7 @@ def test_cnn_forward_flops_count_every_output_pixel():
 @pytest.mark.parametrize("stage, table", [
     ("mnist_tips@deep_relu-0", "mnist_tips"), ("mnist_tips_table", "mnist_tips"),
     ("fashion_cv@dense64-1-4", "fashion"), ("fashion_cnn@2", "fashion"), ("fashion_table", "fashion"),
-    ("fetch@mnist", "data"), ("preprocess@fashion_cnn", "data"), ("check_params", "data"), ("report", "report"),
+    ("fetch@mnist", "data"), ("preprocess@fashion_cnn", "data"), ("noise@3", "data"), ("check_params", "data"), ("report", "report"),
 ])
 def test_stage_times_are_grouped_by_table(stage, table):
     assert table_of(stage) == table

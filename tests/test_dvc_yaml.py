@@ -10,6 +10,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import layout
 from tests.conftest import ROOT, dvc
@@ -70,6 +71,9 @@ def missing_and_extra(stage) -> tuple[set[str], set[str]]:
     return imported - declared, declared - imported
 
 
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
 @pytest.fixture(scope="module")
 def stages():
     from dvc.repo import Repo
@@ -125,7 +129,9 @@ def test_training_units_write_where_layout_says(stages):
             expected[stage.addressing] = layout.fashion_final_run(layout.FASHION_RUNS, int(key))
         elif name == "fashion_cnn":
             expected[stage.addressing] = layout.fashion_cnn_run(layout.FASHION_RUNS, int(key))
-    assert len(expected) == 30 + 120 + 3 + 3
+    tips, fashion = PARAMS["mnist_tips"], PARAMS["fashion"]
+    assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (
+        len(fashion["variants"]) * len(fashion["cross_validation"]["folds"]) + 2)  # + final + CNN
     for stage in stages:
         if stage.addressing in expected:
             run = expected[stage.addressing]
@@ -133,6 +139,21 @@ def test_training_units_write_where_layout_says(stages):
             model = [] if stage.addressing.startswith("fashion_cv") else [f"models/{run.relative_to('reports/runs')}.keras"]
             assert [str(o.def_path) for o in stage.outs] == [str(run), *model], stage.addressing
             assert f"--out {run}" in stage.cmd and all(f"--model {m}" in stage.cmd for m in model)
+
+
+def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(stages):
+    """Each MNIST tips unit trains on its group's prepared file for its seed (the noisy rows on
+    their seed's own draw), which is also what it depends on; each noise stage writes one."""
+    units = {s.addressing: s for s in stages if s.addressing.startswith("mnist_tips") and "@" in s.addressing}
+    noise = {s.addressing: s for s in stages if s.addressing.startswith("noise@")}
+    seeds = PARAMS["mnist_tips"]["seeds"]
+    assert len(units) == len(PARAMS["mnist_tips"]["variants"]) * len(seeds) and sorted(noise) == sorted(f"noise@{s}" for s in seeds)
+    for name, stage in units.items():
+        group, _, key = name.partition("@")
+        data = layout.prepared_file(layout.PREPARED, group, int(key.rsplit("-", 1)[1]))
+        assert f"--data {data} " in stage.cmd and str(data) in [str(d.def_path) for d in stage.deps], name
+    for name, stage in noise.items():
+        assert [str(o.def_path) for o in stage.outs] == [str(layout.prepared_file(layout.PREPARED, layout.NOISY, int(name[6:])))]
 
 
 def test_editing_a_shared_module_makes_every_stage_stale(smoke):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from stages.idx import read_idx_gz
-from stages.preprocess import PreprocessConfig, add_test_noise
-from stages.common import build_config
+from stages.layout import PREPARED, prepared_file
+from stages.noise import add_test_noise
 from tests.conftest import dvc, real_mirror
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -17,13 +17,14 @@ def raw_array(pipeline, dataset, role):
     return read_idx_gz(pipeline["path"] / "data" / "raw" / dataset / spec["name"], spec["sha256"])
 
 
-def prepared(pipeline, variant):
-    with np.load(pipeline["path"] / "data" / "prepared" / f"{variant}.npz") as arrays:
+def prepared(pipeline, variant, seed=0):
+    with np.load(prepared_file(pipeline["path"] / PREPARED, variant, seed)) as arrays:
         return {k: arrays[k] for k in arrays.files}
 
 
 def test_every_stage_ran_then_nothing_reran(real_pipeline):
-    stages = ["fetch@mnist", "fetch@fashion_mnist"] + [f"preprocess@{v}" for v in real_pipeline["params"]["preprocess"]]
+    stages = (["fetch@mnist", "fetch@fashion_mnist"] + [f"preprocess@{v}" for v in real_pipeline["params"]["preprocess"]]
+              + [f"noise@{seed}" for seed in real_pipeline["params"]["mnist_tips"]["seeds"]])
     for stage in stages:
         assert f"Running stage '{stage}'" in real_pipeline["first"].stdout
         assert f"Stage '{stage}' didn't change, skipping" in real_pipeline["second"].stdout
@@ -80,16 +81,22 @@ def test_unscaled_variant_keeps_0_to_255(real_pipeline):
     np.testing.assert_array_equal(arrays["x_train"], prepared(real_pipeline, "mnist_tips")["x_train"] * 255)
 
 
-def test_noisy_test_set(real_pipeline):
-    clean = prepared(real_pipeline, "mnist_tips")["x_test"]
-    noisy_variant = prepared(real_pipeline, "mnist_tips_noisy")
-    noise = noisy_variant["x_test"] - clean
-    assert abs(float(noise.mean())) < 0.002  # 7.84 M draws: mean is the clean pixel
-    assert abs(float(noise.std()) - 1.0) < 0.002
-    np.testing.assert_array_equal(noisy_variant["x_train"], prepared(real_pipeline, "mnist_tips")["x_train"])
-    section = real_pipeline["params"]["preprocess"]["mnist_tips_noisy"]
-    again = add_test_noise(clean, build_config(PreprocessConfig, section, "preprocess.mnist_tips_noisy"))
-    np.testing.assert_array_equal(again, noisy_variant["x_test"])  # same seed, same noise
+def test_noisy_test_set_is_a_new_draw_per_seed(real_pipeline):
+    clean = prepared(real_pipeline, "mnist_tips")
+    seeds = real_pipeline["params"]["mnist_tips"]["seeds"]
+    assert len(seeds) >= 2
+    draws = []
+    for seed in seeds:
+        noisy = prepared(real_pipeline, "mnist_tips_noisy", seed)
+        noise = noisy["x_test"] - clean["x_test"]
+        assert abs(float(noise.mean())) < 0.002  # 7.84 M draws: mean is the clean pixel
+        assert abs(float(noise.std()) - 1.0) < 0.002
+        np.testing.assert_array_equal(noisy["x_train"], clean["x_train"])
+        np.testing.assert_array_equal(noisy["y_test"], clean["y_test"])
+        np.testing.assert_array_equal(noisy["x_test"], add_test_noise(clean["x_test"], 1.0, seed))  # numpy default_rng(seed)
+        draws.append(noise[:100])
+    # Independent draws: the noise of two seeds is uncorrelated (7.84e4 values: |r| < 0.02).
+    assert abs(float(np.corrcoef(draws[0].ravel(), draws[1].ravel())[0, 1])) < 0.02
 
 
 @pytest.mark.parametrize("variant, x_shape", [("fashion_dense", (28, 28)), ("fashion_cnn", (28, 28, 1))])

@@ -6,10 +6,13 @@ import gzip
 import numpy as np
 import pytest
 
-from stages import fetch, preprocess
+import yaml
+
+from stages import fetch, noise, preprocess
 from stages.common import ConfigError, build_config
 from stages.idx import DataError
-from stages.preprocess import PreprocessConfig, add_test_noise, encode_labels, transform_images
+from stages.noise import add_test_noise
+from stages.preprocess import PreprocessConfig, encode_labels, transform_images
 from tests.conftest import FILE_NAMES, tiny_arrays, write_mirror, write_params
 
 pytestmark = pytest.mark.usefixtures("no_env_mirror")
@@ -43,13 +46,15 @@ def test_label_encodings():
 
 def test_noise_has_the_posts_distribution_and_is_seeded():
     x = np.full((200, 784), 0.25, dtype=np.float32)
-    noisy = add_test_noise(x, config(test_noise_std=1.0, noise_seed=7))
+    noisy = add_test_noise(x, 1.0, seed=7)
     assert noisy.dtype == np.float32 and noisy.shape == x.shape
     assert abs(float(noisy.mean()) - 0.25) < 0.01  # mean = the pixel value
     assert abs(float((noisy - x).std()) - 1.0) < 0.01  # std = 1
-    np.testing.assert_array_equal(noisy, add_test_noise(x, config(test_noise_std=1.0, noise_seed=7)))
-    assert not np.array_equal(noisy, add_test_noise(x, config(test_noise_std=1.0, noise_seed=8)))
-    assert add_test_noise(x, config()) is x  # std 0: no noise
+    np.testing.assert_array_equal(noisy, add_test_noise(x, 1.0, seed=7))  # a seed, a draw
+    assert not np.array_equal(noisy, add_test_noise(x, 1.0, seed=8))  # another seed, another draw
+    half = add_test_noise(x, 0.5, seed=7)
+    np.testing.assert_allclose(half - x, (noisy - x) / 2, atol=1e-6)  # std scales the same draw
+    assert add_test_noise(x, 0.0, seed=7) is x  # std 0: no noise
 
 
 def test_subset_is_the_first_n_in_order():
@@ -67,7 +72,6 @@ def test_subset_is_the_first_n_in_order():
     [
         ({"labels": "onehot"}, "labels"),
         ({"train_limit": 0}, "train_limit"),
-        ({"test_noise_std": -1}, "test_noise_std"),
         ({"scale": "yes"}, "scale"),
         ({"colour": True}, "colour"),
     ],
@@ -101,6 +105,27 @@ def test_stage_writes_the_arrays(fetched, tmp_path):
         assert arrays["x_test"].shape == (10, 784)
         np.testing.assert_allclose(arrays["x_train"], tiny_arrays()["train_images"][:5].reshape(5, -1) / 255, rtol=1e-6)
     assert sorted(p.name for p in out.parent.iterdir()) == ["small.npz"]
+
+
+def test_noise_stage_draws_a_test_set_per_seed_and_copies_the_rest(fetched, tmp_path):
+    params, raw = fetched
+    clean = tmp_path / "data" / "prepared" / "small.npz"
+    run_preprocess(params, raw, clean)
+    noise_params = tmp_path / "noise.yaml"
+    noise_params.write_text(yaml.safe_dump({"mnist_tips": {"noise": {"source": "small", "test_std": 1.0}}}))
+    drawn = {}
+    for seed in (0, 1):
+        out = tmp_path / "data" / "prepared" / f"seed{seed}" / "noisy.npz"
+        noise.main(["--seed", str(seed), "--data", str(clean), "--out", str(out), "--params", str(noise_params)])
+        with np.load(out) as arrays:
+            drawn[seed] = {k: arrays[k] for k in arrays.files}
+    with np.load(clean) as arrays:
+        for seed, noisy in drawn.items():
+            assert sorted(noisy) == ["x_test", "x_train", "y_test", "y_train"]
+            for key in ("x_train", "y_train", "y_test"):
+                np.testing.assert_array_equal(noisy[key], arrays[key])
+            np.testing.assert_array_equal(noisy["x_test"], add_test_noise(arrays["x_test"], 1.0, seed))
+    assert not np.array_equal(drawn[0]["x_test"], drawn[1]["x_test"])
 
 
 def test_raw_file_changed_after_fetch_is_caught(fetched, tmp_path):

@@ -84,8 +84,8 @@ def tips_table_argv(tmp: Path) -> list[str]:
     return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/mnist_tips.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--curves", str(out / "c.csv")]
 
 
-def preprocess_argv(tmp: Path) -> list[str]:
-    return ["--variant", "mnist_tips", "--raw", str(tmp / "raw"), "--out", str(tmp / "out" / "p.npz")]
+def noise_argv(tmp: Path) -> list[str]:
+    return ["--seed", "0", "--data", str(tiny_npz(tmp / "mnist_tips.npz", "tips")), "--out", str(tmp / "out" / "noisy.npz")]
 
 
 BAD_PARAMS = [
@@ -119,7 +119,8 @@ BAD_PARAMS = [
     # A table with no rows: refused before anything is written (it used to write {} and then crash).
     ("mnist variants empty", "mnist_tips_table", tips_table_argv, "mnist_tips.variants", {}, "{} is not allowed; allowed: at least one variant"),
     ("fashion variants empty", "fashion_table", fashion_table_argv, "fashion.variants", {}, "{} is not allowed; allowed: at least one variant"),
-    ("noise std negative", "preprocess", preprocess_argv, "preprocess.mnist_tips.test_noise_std", -1.0, "-1.0 is not allowed; allowed: a number >= 0"),
+    ("noise std negative", "noise", noise_argv, "mnist_tips.noise.test_std", -1.0, "-1.0 is not allowed; allowed: a number >= 0"),
+    ("noise source unknown", "noise", noise_argv, "mnist_tips.noise.source", "mnist", "'mnist' is not allowed; allowed: 'mnist_tips', the file --data names"),
 ]
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.common import config_dict, write_json
+from stages.layout import prepared_file
 from stages.mnist_tips import train_and_evaluate, variant_config
 from stages.mnist_tips_table import data_groups
 
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def data_of(params: Path) -> dict[str, str]:
-    """`mnist_tips.data` inverted: variant -> the prepared file (preprocess variant) it trains on."""
+    """`mnist_tips.data` inverted: variant -> the prepared file group it trains on."""
     return {variant: data for data, variants in data_groups(params).items() for variant in variants}
 
 
@@ -64,7 +65,7 @@ def versions() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--prepared", required=True, type=Path, help="directory of the preprocess stage's .npz files")
+    parser.add_argument("--prepared", required=True, type=Path, help="the folder the preprocess and noise stages write (data/prepared)")
     parser.add_argument("--variants", required=True, nargs="+")
     parser.add_argument("--seeds", required=True, nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
@@ -79,9 +80,9 @@ def main() -> None:
         variant = variant_config(args.params, name)
         data = groups[name]
         params[name] = {"data": data, **config_dict(variant)}
-        with np.load(args.prepared / f"{data}.npz") as npz:
-            arrays = {k: npz[k] for k in npz.files}
         for seed in args.seeds:
+            with np.load(prepared_file(args.prepared, data, seed)) as npz:
+                arrays = {k: npz[k] for k in npz.files}
             started = time.perf_counter()
             result = train_and_evaluate(variant, seed, arrays)
             seconds = time.perf_counter() - started

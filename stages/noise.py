@@ -1,0 +1,67 @@
+"""Noise stage: the noisy test set of MNIST tips rows 7-8, one draw per training seed.
+
+The post trains on clean images and evaluates on `x_test = np.random.normal(x_test)`, a new
+draw in every run, so a row's spread over runs includes the noise. Each seed S gets its own
+draw (numpy's `default_rng(S)`) from the `mnist_tips.noise.source` prepared file; the training
+arrays and labels are copied unchanged. `dvc.yaml` runs one stage per seed, writing
+data/prepared/seed<S>/mnist_tips_noisy.npz (stages/layout.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+
+log = logging.getLogger("stages.noise")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    source: str  # the `preprocess` variant whose arrays are copied and whose test set is drawn from
+    test_std: float = 1.0  # each test pixel ~ normal(mean=pixel, std), as np.random.normal(x_test)
+
+    def __post_init__(self):
+        require(self.test_std >= 0, "test_std", self.test_std, "allowed: a number >= 0 (0 keeps the test set clean)")
+
+
+def noise_config(params: Path) -> NoiseConfig:
+    return build_config(NoiseConfig, load_params(params, "mnist_tips", "noise"), "mnist_tips.noise")
+
+
+def add_test_noise(x: np.ndarray, std: float, seed: int) -> np.ndarray:
+    """The MNIST post's `np.random.normal(x_test)`: each pixel ~ normal(mean=pixel, std), seeded."""
+    if std == 0:
+        return x
+    return np.random.default_rng(seed).normal(loc=x, scale=std).astype("float32")
+
+
+def main(argv: list[str] | None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", required=True, type=int, help="the training seed this test set is for")
+    parser.add_argument("--data", required=True, type=Path, help="the prepared file of `mnist_tips.noise.source`")
+    parser.add_argument("--out", required=True, type=Path, help=".npz file to write")
+    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    args = parser.parse_args(argv)
+
+    config = noise_config(args.params)
+    if args.data.stem != config.source:
+        raise ConfigError(f"mnist_tips.noise.source: {config.source!r} is not allowed; allowed: {args.data.stem!r}, the file --data names ({args.data})")
+    if not args.data.is_file():
+        raise ConfigError(f"--data {args.data}: no such prepared file; run `dvc repro preprocess@{config.source}` first")
+    with np.load(args.data) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["x_test"] = add_test_noise(arrays["x_test"], config.test_std, args.seed)
+    with atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as stream:  # a file object: np.savez would append .npz to a path
+            np.savez(stream, **arrays)
+    log.info(f"noise seed {args.seed}: wrote {args.out} (x_test ~ normal(pixel, {config.test_std}) from {args.data})")
+
+
+if __name__ == "__main__":
+    run_stage(main)
