@@ -20,6 +20,9 @@ Sections:
               the table stages, run for real into a scratch folder
   quick       the README's quick look (`python -m tools.smoke DIR && cd DIR && dvc repro`),
               end to end
+  tests       the README's test command (`python -m pytest`, as pytest.ini sets it up) on a
+              clean clone of the committed HEAD, in this environment (the pip install is not
+              timed); needs DATASET_MIRROR like the tests, about 12 minutes
 The wall time of each table comes from reports/benchmarks/stage_times.json, which
 `python -m benchmarks.reproduce` (dvc repro, timed) keeps. GPU timings, measured on a lent
 machine with Keras 3 on JAX, are read from reports/benchmarks/gpu*.json and marked as such.
@@ -49,7 +52,7 @@ from stages.layout import FASHION_RUNS, fashion_cv_run
 OUT_JSON = Path("reports/benchmarks.json")
 OUT_MD = Path("reports/benchmarks.md")
 STAGE_TIMES = Path("reports/benchmarks/stage_times.json")
-SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler", "quick")
+SECTIONS = ("matmul", "throughput", "parallel", "units", "dvc", "rerun", "memory", "scheduler", "quick", "tests")
 EPOCHS = {"mnist_3x689": 3, "mnist_11x689": 3, "fashion_dense64": 5, "fashion_dense256x2": 4, "fashion_cnn": 3}
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
 GOALS = {"fashion_dense64": 2.0, "fashion_dense256x2": 2.0, "mnist_3x689": 1.0, "mnist_11x689": 1.0, "fashion_cnn": 1.0}
@@ -236,6 +239,26 @@ def section_quick() -> dict:
         report = (project / "reports" / "README.md").is_file()
     return {"wall_s": round(seconds, 1), "project_s": round(made, 1), "stages_run": len(ran), "report_written": report,
             "mirror": "DATASET_MIRROR" if os.environ.get("DATASET_MIRROR") else "public locations"}
+
+
+def section_tests() -> dict:
+    """The README's test command on a clean clone of HEAD (what CI runs after its set-up),
+    timed end to end, with pytest's own count and time."""
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    say(f"tests: python -m pytest on a clean clone of {commit[:12]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = Path(tmp) / "clone"
+        subprocess.run(["git", "clone", "-q", str(Path.cwd()), str(clone)], check=True)
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=clone, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary)}
+    if done.returncode or not counts.get("passed"):
+        raise RuntimeError(f"the tests failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+    workers = re.search(r"(\d+) workers \[", done.stdout)
+    return {"commit": commit, "wall_s": round(seconds, 1), "summary": summary.strip("= "), **counts,
+            "workers": int(workers.group(1)) if workers else 1, "measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
 def section_scheduler() -> dict:
@@ -512,6 +535,11 @@ def render(data: dict) -> str:
                   f"`python -m tools.smoke DIR && cd DIR && dvc repro` (the smoke profile, datasets from {qk['mirror']}): "
                   f"{minutes(qk['wall_s'])} end to end ({qk['project_s']} s to make the project), {qk['stages_run']} stages ran, "
                   f"report {'written' if qk['report_written'] else 'MISSING'}.", ""]
+    ts = data.get("tests")
+    if ts:
+        lines += ["## The test suite", "",
+                  f"`python -m pytest` on a clean clone of `{ts['commit'][:12]}` ({ts['workers']} pytest-xdist workers, as pytest.ini "
+                  f"sets): {minutes(ts['wall_s'])} end to end; pytest said \"{ts['summary']}\".", ""]
     sch = data.get("scheduler")
     if sch:
         per_stage = sch["task_round_trip_ms"] / 1000 + sch["single_item_up_to_date"]["median_s"]
@@ -567,6 +595,7 @@ def main() -> None:
         "memory": lambda: section_memory(data.get("throughput", {})),
         "scheduler": section_scheduler,
         "quick": section_quick,
+        "tests": section_tests,
     }
     for section in SECTIONS:
         if section in sections:

@@ -126,3 +126,12 @@ def test_the_quick_look_is_reported_with_its_time_and_what_ran():
 
     text = render({"machine": "test", "quick": {"wall_s": 236.4, "project_s": 3.1, "stages_run": 33, "report_written": True, "mirror": "DATASET_MIRROR"}})
     assert "datasets from DATASET_MIRROR): 3 min 56 s end to end (3.1 s to make the project), 33 stages ran, report written." in text
+
+
+def test_the_test_suite_is_reported_with_its_time_and_pytests_summary():
+    from benchmarks.run import render
+
+    suite = {"commit": "0123456789abcdef", "wall_s": 706.0, "summary": "210 passed in 705.98s (0:11:45)", "passed": 210, "workers": 2}
+    text = render({"machine": "test", "tests": suite})
+    assert ("`python -m pytest` on a clean clone of `0123456789ab` (2 pytest-xdist workers, as pytest.ini sets): "
+            '11 min 46 s end to end; pytest said "210 passed in 705.98s (0:11:45)".') in text

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import dvc
+from tests.conftest import dvc, restore_committed
 
 
 def runs_dir(smoke):
@@ -69,8 +69,9 @@ def test_forced_rerun_of_one_unit_gives_identical_files(smoke):
 
 def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
     """Each MNIST unit depends on its own data file only: a new noise level reruns the noisy
-    files (one per seed), their rows and the summaries, and nothing else. (`dvc repro --dry` cannot show this: it
-    does not know the prepared file will change, so it lists no stage downstream of it.)"""
+    files (one per seed), their rows and the summaries, and nothing else. (`dvc repro --dry`
+    cannot show this: it does not know the prepared file will change, so it lists no stage
+    downstream of it.)"""
     project = smoke["path"]
     params = (project / "params.yaml").read_text()
     assert params.count("test_std: 1.0") == 1
@@ -78,8 +79,7 @@ def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
         (project / "params.yaml").write_text(params.replace("test_std: 1.0", "test_std: 0.5"))
         out = dvc(["repro"], project, env=smoke["env"]).stdout
     finally:
-        (project / "params.yaml").write_text(params)
-        dvc(["repro"], project, env=smoke["env"])  # back to the committed results (from DVC's run-cache)
+        restore_committed(project)  # the committed results back, without training them again
     ran = sorted(re.findall(r"Running stage '([^']+)'", out) + re.findall(r"Stage '([^']+)' is cached", out))
     assert sorted(set(ran)) == ["check_params", "mnist_tips_noisy@noisy_dropout-0", "mnist_tips_noisy@noisy_dropout-1", "mnist_tips_table",
                                 "noise@0", "noise@1", "report"], out  # the params check runs on every params change

@@ -221,19 +221,15 @@ def _unit_dir(project: Path, stage: str) -> Path:
 def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
     """Kill `dvc repro` (its whole process group, as Ctrl-C or an OOM kill would) while the
     second training unit trains; the next repro reruns only what did not finish, and every
-    result equals the uninterrupted run's, byte for byte."""
+    result equals the uninterrupted run's (the smoke project's committed one), byte for byte."""
     project, env = smoke["path"], smoke["env"]
     units = ["fashion_cv@dense64-0-0", "fashion_cv@dense64-0-1"]
-    params = (project / "params.yaml").read_text()
-    # 100 epochs instead of the profile's 24, so the kill lands well inside the second unit's
-    # training (a short unit may already be done when the signal arrives).
-    assert "epochs: 24" in params
-    (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 100", 1))
+    uninterrupted = {unit: _snapshot(_unit_dir(project, unit)) for unit in units}
     try:
-        dvc(["repro", "--single-item", *units], project, env=env)
-        uninterrupted = {unit: _snapshot(_unit_dir(project, unit)) for unit in units}
         proc = start_dvc(["repro", "--force", "--single-item", *units], project, env)
         try:
+            # Keras prints (and flushes) "Epoch 2/24" as the epoch starts: the signal lands with
+            # 23 of the unit's 24 epochs to go.
             finished, killed = wait_for_training(proc, 2)
         finally:
             os.killpg(proc.pid, sig)
@@ -242,7 +238,7 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
         assert [finished, killed] == units
         # Nothing half-done where a later stage or DVC would take it as finished: DVC removed the
         # killed unit's output before starting it, and the stage never moves a partial one there.
-        assert not _unit_dir(project, killed).exists()
+        assert not _unit_dir(project, killed).exists(), "the unit finished before the signal came"
         status = dvc(["status", *units], project).stdout
         assert killed in status and "deleted" in status
 
@@ -253,8 +249,7 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
         assert {unit: _snapshot(_unit_dir(project, unit)) for unit in units} == uninterrupted
         assert not list((project / "reports/runs/fashion/cv").rglob("*.tmp")), "a temporary of the killed unit was left behind"
     finally:
-        (project / "params.yaml").write_text(params)
-        dvc(["repro", "--single-item", *units], project, env=env)
+        restore_committed(project)
     assert "up to date" in dvc(["status"], project).stdout
 
 
@@ -298,8 +293,7 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
         assert config["epochs"] == 5  # the rerun's result, not the cancelled run's
         assert "up to date" in dvc(["status", unit], project).stdout
     finally:
-        (project / "params.yaml").write_text(params)
-        dvc(["repro", "--single-item", unit], project, env=env)
+        restore_committed(project)
     assert "up to date" in dvc(["status"], project).stdout
 
 
@@ -362,18 +356,22 @@ def test_a_refused_experiment_value_costs_nothing(smoke):
 def test_second_repro_is_locked_out_and_corrupts_nothing(smoke):
     project = smoke["path"]
     before = _snapshot(project / "reports")
-    proc = start_dvc(["repro", "--force", "fashion_cv"], smoke["path"], smoke["env"])
+    # Four of the eight folds: the first repro holds them for about 30 s after the first one
+    # starts training, several times what the second takes to reach the first of them.
+    units = [f"fashion_cv@dense64-{seed}-{fold}" for seed in (0, 1) for fold in (0, 1)]
+    proc = start_dvc(["repro", "--force", "--single-item", *units], smoke["path"], smoke["env"])
     try:
         wait_for_training(proc, 1)
         started = time.monotonic()
         second = dvc(["repro"], project, env=smoke["env"], check=False)
         waited = time.monotonic() - started
+        assert proc.poll() is None, "the first repro ended before the second one met its lock"
     finally:
         rest = proc.communicate(timeout=600)[0]
     # DVC 3 locks per path: the second repro gets as far as the first stage whose data the
     # first one holds, refuses it naming the holder, and has run nothing.
     assert second.returncode != 0
-    assert "is busy, it is being blocked by" in second.stderr and "repro --force fashion_cv" in second.stderr, second.stderr
+    assert "is busy, it is being blocked by" in second.stderr and f"repro --force --single-item {units[0]}" in second.stderr, second.stderr
     assert "Running stage" not in second.stdout
     assert waited < 30, f"the second repro took {waited:.0f} s to give up"
     assert proc.returncode == 0, rest
