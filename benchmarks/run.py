@@ -250,7 +250,7 @@ def section_tests() -> dict:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(Path.cwd()), str(clone)], check=True)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=clone, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "pytest"], cwd=clone, capture_output=True, text=True)
         seconds = time.perf_counter() - start
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary)}

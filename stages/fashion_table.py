@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.claims import in_post_order, load_claims, load_reference, tolerance_for, verdict
-from stages.common import ConfigError, atomic_path, build_config, format_difference, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
+from stages.claims import count_verdicts, figure_cells, in_post_order, load_claims, load_reference, seed_summary, tolerance_for, verdict_rule
+from stages.common import ConfigError, atomic_path, build_config, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 from stages.layout import fashion_cnn_run, fashion_cv_run, fashion_final_run
@@ -84,7 +84,7 @@ def summarize_cv(runs: Path, variants: list[str], seeds: list[int], cv: CrossVal
             seed_curves.append(curves)
             warnings.append(warning_summary(curves, rule))
             stopped += [_load(f / "metrics.json") for f in folds]
-        entry = {key: mean_std([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
+        entry = {key: seed_summary([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
         entry["warned_seeds"] = sum(w["epoch"] is not None for w in warnings)
         if any("best_epoch" in m for m in stopped):
             entry["early_stopping"] = {
@@ -168,16 +168,18 @@ def settings_of(fashion: dict) -> dict:
     }
 
 
-def _row(entry: dict | None, post, digits: int, tolerance: dict, metric: str) -> list[str]:
-    entry = entry or {}
-    shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
-    return [shown, format_mean_std(entry, digits), format_difference(entry, post, digits), verdict(entry, post, tolerance_for(metric, tolerance))]
-
-
-def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: dict, level: int, figures: str) -> list[str]:
+def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: dict, level: int, figures: str) -> tuple[list[str], list[str]]:
     """The tables of both posts' Fashion-MNIST figures, in the post's order, with verdicts:
-    the one renderer of these rows, for table.md and the report. `figures` prefixes image paths."""
+    the one renderer of these rows, for table.md and the report (and the verdicts, for the
+    count). `figures` prefixes image paths."""
     h = "#" * level
+    verdicts = []
+
+    def _row(entry: dict | None, post, digits: int, tolerance: dict, metric: str) -> list[str]:
+        cells = figure_cells(entry, post, tolerance_for(metric, tolerance), digits, accuracy="accuracy" in metric)
+        verdicts.append(cells[-1])
+        return cells
+
     cv = metrics["cross_validation"]
     seeds = metrics["final"]["test_accuracy"]["seeds"]  # one final model per seed, always measured
     lines = [
@@ -186,8 +188,9 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
         "",
         f"{h} Dense nets, {settings['k']}-fold cross-validation, {settings['epochs']} epochs",
         "",
-        "| variant | post epoch | reproduced | diff | verdict | post val_loss | reproduced | diff | verdict | post val_accuracy | reproduced | diff | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | post epoch | reproduced | 95% interval | rank | verdict | post val_loss | reproduced | 95% interval | rank | verdict "
+        "| post val_accuracy | reproduced | 95% interval | rank | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     refs = reference.get("cross_validation", {})
     for variant in in_post_order(cv, refs):
@@ -205,18 +208,19 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
         for variant, e in stopping.items():
             lines.append(f"| `{variant}` | {format_mean_std(e['stopped_epoch'], 1)} | {format_mean_std(e['best_epoch'], 1)} | {format_mean_std(e['val_accuracy'], 3)} |")
     lines += ["", f"{h} The chosen model ({settings['final']}) on the test set", "",
-              "| metric | post | reproduced | diff | verdict |", "|---|---|---|---|---|"]
+              "| metric | post | reproduced | 95% interval | rank | verdict |", "|---|---|---|---|---|---|"]
     for metric in ("test_loss", "test_accuracy"):
         lines.append(f"| {metric} | " + " | ".join(_row(metrics["final"][metric], reference.get("final", {}).get(metric), 4, tolerance, metric)) + " |")
     cnn = metrics["cnn"]
     lines += ["", f"{h} CNN, {settings['cnn_epochs']} epochs, validated on the test set as the post does", "",
-              "| at the warning epoch | post | reproduced | diff | verdict |", "|---|---|---|---|---|"]
+              "| at the warning epoch | post | reproduced | 95% interval | rank | verdict |", "|---|---|---|---|---|---|"]
     for metric, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
         lines.append(f"| {metric} | " + " | ".join(_row(cnn["warning"][metric], reference.get("cnn", {}).get("warning", {}).get(metric), digits, tolerance, metric)) + " |")
-    lines.append(f"| final-epoch val_accuracy | - | {format_mean_std(cnn['final_val_accuracy'], 3)} | - | - |")
+    lines.append(f"| final-epoch val_accuracy | - | {format_mean_std(cnn['final_val_accuracy'], 3)} | - | - | - |")
+    lines += ["", count_verdicts(verdicts)]
     lines += ["", f"{h} Figures", ""]
     lines += [f"![{v}]({figures}{v}.png)" for v in in_post_order(cv, refs)] + [f"![cnn]({figures}cnn.png)"]
-    return lines
+    return lines, verdicts
 
 
 def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> None:
@@ -263,21 +267,23 @@ def main(argv: list[str] | None) -> None:
     tolerance = load_claims(args.claims)["tolerance"]
     summary, curves = summarize_cv(args.runs, list(fashion["variants"]), seeds, cv, rule)
     finals = [_load(fashion_final_run(args.runs, s) / "metrics.json") for s in seeds]
-    final = {key: mean_std([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
+    final = {key: seed_summary([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")}
     cnn_runs = [_load(fashion_cnn_run(args.runs, s) / "metrics.json") for s in seeds]
     cnn_curves = [mean_curves([_load(fashion_cnn_run(args.runs, s) / "history.json")]) for s in seeds]
     check_units(args.runs, fashion, seeds, cv)
     cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
     cnn = {
-        "warning": {key: mean_std([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
+        "warning": {key: seed_summary([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
         "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves]),
     }
     metrics = {"cross_validation": summary, "final": final, "cnn": cnn}
+    sections, _ = render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/")
     table = "\n".join([
         "# Fashion-MNIST: reproduced tables", "",
-        f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}; difference = reproduced mean - post; verdicts as in",
-        "[the report](../README.md). The warning is taken on the per-epoch mean over folds, as the post's `visualize()` does.",
-        *render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/"),
+        f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the per-epoch mean over",
+        "folds, as the post's `visualize()` does.",
+        *verdict_rule(tolerance),
+        *sections,
     ]) + "\n"
     write_json(args.metrics, metrics)
     write_curves(args.curves, curves)

@@ -9,8 +9,8 @@ import json
 import logging
 from pathlib import Path
 
-from stages.claims import in_post_order, load_claims, load_reference, tolerance_for, verdict
-from stages.common import ConfigError, atomic_path, format_difference, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
+from stages.claims import count_verdicts, figure_cells, in_post_order, load_claims, load_reference, seed_summary, tolerance_for, verdict_rule
+from stages.common import ConfigError, atomic_path, format_mean_std, load_params, mean_std, run_stage, seed_list, write_json
 from stages.idx import DataError
 from stages.layout import NOISY, mnist_tips_run
 from stages.run_guard import check_one_backend, check_trained_with, check_unchanged_since_start
@@ -33,7 +33,7 @@ def collect(runs: Path, variants: list[str], seeds: list[int]) -> dict[str, dict
             run = json.loads(path.read_text())
             for m in METRICS:
                 per_metric[m].append(run[m])
-        summary[variant] = {m: mean_std(v) for m, v in per_metric.items()}
+        summary[variant] = {m: seed_summary(v) for m, v in per_metric.items()}
     return summary
 
 
@@ -96,20 +96,24 @@ def settings_sentence(params: Path) -> str:
     return f"after {epoch_words} on {image_words}"
 
 
-def render_rows(summary: dict, reference: dict, tolerance: dict) -> list[str]:
-    """The table's rows in the post's order: post | reproduced (mean ± std) | diff | verdict."""
+def render_rows(summary: dict, reference: dict, tolerance: dict) -> tuple[list[str], list[str]]:
+    """The table's rows in the post's order, each figure as post | reproduced (mean ± std, n) |
+    95% prediction interval | post's rank | verdict; and the verdicts, for the count."""
     lines = [
-        "| row | variant | post train | reproduced train | diff | verdict | post test | reproduced test | diff | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | variant | post train | reproduced train | 95% interval | rank | verdict "
+        "| post test | reproduced test | 95% interval | rank | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    verdicts = []
     for variant in in_post_order(summary, reference):
         stats, ref = summary[variant], reference.get(variant, {})
         cells = [str(ref.get("row", "-")), f"`{variant}`"]
         for m in METRICS:
-            cells += [f"{ref[m]:.4f}" if m in ref else "-", format_mean_std(stats[m]), format_difference(stats[m], ref.get(m)),
-                      verdict(stats[m], ref.get(m), tolerance_for(m, tolerance))]
+            figure = figure_cells(stats[m], ref.get(m), tolerance_for(m, tolerance), 4, accuracy=True)
+            cells += figure
+            verdicts.append(figure[-1])
         lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return lines, verdicts
 
 
 def backend_summary(path: Path | None) -> tuple[dict, dict]:
@@ -139,13 +143,17 @@ def provenance(data: dict, configs: dict[str, dict]) -> str:
 
 def render_table(summary: dict, reference: dict, tolerance: dict, seeds: list[int], settings: str,
                  other: tuple[dict, dict] = ({}, {}), configs: dict | None = None) -> str:
+    rows, verdicts = render_rows(summary, reference, tolerance)
     lines = [
         "# MNIST tips: reproduced table",
         "",
         f"Accuracy from `evaluate` {settings}, mean ± sample std over {len(seeds)} seed(s) "
-        f"({', '.join(map(str, seeds))}). Difference = reproduced mean - post; verdicts as in [the report](../README.md).",
+        f"({', '.join(map(str, seeds))}).",
+        *verdict_rule(tolerance),
         "",
-        *render_rows(summary, reference, tolerance),
+        *rows,
+        "",
+        count_verdicts(verdicts),
     ]
     runs, data = other
     if runs:

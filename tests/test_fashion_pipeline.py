@@ -67,7 +67,7 @@ def test_table_metrics_and_figures(smoke):
     table = (reports / "table.md").read_text()
     epoch = warning["epoch"]
     assert f"| `dense64` | 15 | {epoch['mean']:.1f} ± {epoch['std']:.1f} | {epoch['mean'] - 15:+.1f} |" in table
-    assert "| test_accuracy | 0.8864 |" in table and "| epoch | 18 | none | - | differs (no value) |" in table
+    assert "| test_accuracy | 0.8864 |" in table and "| epoch | 18 | none | - | - | outside (no value) |" in table
     for name in ("dense64.png", "dense256_dropout04_early_stopping.png", "cnn.png"):
         assert (reports / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     assert (reports / "classes.png").stat().st_size > 10_000

@@ -132,10 +132,14 @@ def test_summary_and_table(tmp_path):
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"train_accuracy": train, "test_accuracy": test}))
     summary = collect(tmp_path, ["mse"], [0, 1])
-    assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2}
-    tolerance = {"accuracy": {"absolute": 0.02, "std_factor": 2}}
+    assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2, "values": [0.8, 0.84]}
+    tolerance = {"accuracy": {"absolute": 0.02}}
     table = render_table(summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, tolerance, [0, 1], "after 2 epochs")
-    assert "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 | +0.4100 | differs | 0.9000 | 0.8200 ± 0.0283 | -0.0800 | differs |" in table
+    # n = 2: mean +- 12.7062 * s * sqrt(1.5). Train: 0.91 +- 0.2201, the post's 0.5 below both
+    # seeds and the interval; test: 0.82 +- 0.4402 (shown within 0-1), the post's 0.9 above both.
+    assert ("| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 (2) | 0.6899 to 1.0000 | 1/3 | outside "
+            "| 0.9000 | 0.8200 ± 0.0283 (2) | 0.3798 to 1.0000 | 3/3 | consistent |") in table
+    assert "1 of the post's 2 figures lie inside our 95% prediction interval (consistent), 1 outside." in table
     assert "Accuracy from `evaluate` after 2 epochs, mean ± sample std over 2 seed(s) (0, 1)" in table
     assert mean_std([0.5])["std"] == 0.0
     with pytest.raises(DataError, match="seed2/metrics.json: missing"):

@@ -84,25 +84,3 @@ def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
     assert sorted(set(ran)) == ["check_params", "mnist_tips_noisy@noisy_dropout-0", "mnist_tips_noisy@noisy_dropout-1", "mnist_tips_table",
                                 "noise@0", "noise@1", "report"], out  # the params check runs on every params change
     assert "up to date" in dvc(["status"], project).stdout
-
-
-def experiments(project) -> dict:
-    return {exp["name"]: exp for rev in json.loads(dvc(["exp", "show", "--json"], project).stdout) for exp in rev.get("experiments") or []}
-
-
-def test_changing_one_variant_reruns_only_its_stages(smoke):
-    before = experiments(smoke["path"])  # other tests may have left experiments of their own
-    # --temp: run the experiment outside the workspace, which the other smoke tests share.
-    result = dvc(["exp", "run", "--temp", "-S", "mnist_tips.variants.unscaled.epochs=1"], smoke["path"], env=smoke["env"])
-    out = result.stdout
-    for seed in (0, 1):
-        assert f"Running stage 'mnist_tips_unscaled@unscaled-{seed}'" in out
-        assert f"Stage 'mnist_tips@deep_relu_adam-{seed}' didn't change, skipping" in out
-    assert "Running stage 'mnist_tips_table'" in out
-    assert "Running stage 'preprocess" not in out and "Running stage 'fetch" not in out
-    assert "Running stage 'fashion" not in out
-    new = [exp for name, exp in experiments(smoke["path"]).items() if name not in before]
-    assert len(new) == 1
-    data = new[0]["revs"][0]["data"]
-    assert data["params"]["params.yaml"]["data"]["mnist_tips"]["variants"]["unscaled"]["epochs"] == 1
-    assert "unscaled" in data["metrics"]["reports/mnist_tips/metrics.json"]["data"]

@@ -391,6 +391,9 @@ def _experiment_metrics(project: Path) -> dict[str, dict]:
 
 
 def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
+    """Two experiments queued and run side by side (`dvc queue start -j 2`) give the metrics of
+    the same two run one after the other with --temp; each reruns only its variant's units; the
+    README's `dvc exp show` line shows their headline figures in 120 columns."""
     project, env = smoke["path"], smoke["env"]
     changes = {"par-unscaled": "mnist_tips.variants.unscaled.epochs=1", "par-relu": "mnist_tips.variants.deep_relu.learning_rate=0.05"}
     try:
@@ -405,8 +408,15 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
             time.sleep(5)
         assert status.count("Success") == 2, status
         parallel = _experiment_metrics(project)
-        for name, change in changes.items():
-            dvc(["exp", "run", "--temp", "--name", f"seq-{name[4:]}", "-S", change], project, env=env)
+        outputs = {name: dvc(["exp", "run", "--temp", "--name", f"seq-{name[4:]}", "-S", change], project, env=env).stdout
+                   for name, change in changes.items()}
+        # A changed variant reruns its own units and the summaries, nothing else.
+        out = outputs["par-unscaled"]
+        for seed in (0, 1):
+            assert f"Running stage 'mnist_tips_unscaled@unscaled-{seed}'" in out
+            assert f"Stage 'mnist_tips@deep_relu_adam-{seed}' didn't change, skipping" in out
+        assert "Running stage 'mnist_tips_table'" in out
+        assert "Running stage 'preprocess" not in out and "Running stage 'fetch" not in out and "Running stage 'fashion" not in out
         sequential = _experiment_metrics(project)
         for name in changes:
             assert parallel[name] == sequential[f"seq-{name[4:]}"], name

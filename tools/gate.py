@@ -6,9 +6,10 @@ has no thresholds and always exits 0.)
     python -m tools.gate derive --out floors/full.yaml       # set bounds from the current results
 
 Each accuracy gets the bounds that matter for it, mean -/+ max(3 x seed std, 0.02):
-- it reproduces the post's figure (the report's verdict `matches`): a floor and a ceiling, so
-  a near-chance row that starts to learn fails as surely as a good row that stops learning;
-- it differs from the post's figure: only the bound on the side away from the post, so a fix
+- the post's figure lies inside our seeds' prediction interval (the report's verdict
+  `consistent`): a floor and a ceiling, so a near-chance row that starts to learn fails as
+  surely as a good row that stops learning;
+- the post's figure lies outside it: only the bound on the side away from the post, so a fix
   that brings the row towards the post passes, and a row that does not reproduce the post is
   not protected as if it were a result;
 - no post figure (a variant of our own): a floor.
@@ -30,7 +31,7 @@ from pathlib import Path
 import yaml
 from ruamel.yaml import YAMLError
 
-from stages.claims import check, load_claims, load_references, load_tables, lookup, tolerance_for, verdict
+from stages.claims import check, interval_verdict, load_claims, load_references, load_tables, lookup, seed_interval, tolerance_for
 from stages.common import ConfigError, atomic_path, load_yaml
 from stages.idx import DataError
 
@@ -65,7 +66,7 @@ def bounds(entry: dict, post, tolerance: dict, std_factor: float, margin: float)
     low, high = round(entry["mean"] - width, 4), round(entry["mean"] + width, 4)
     if post is None:
         sides = {"floor"}
-    elif verdict(entry, post, tolerance) == "matches":
+    elif interval_verdict(seed_interval(entry, tolerance), post) == "consistent":
         sides = {"floor", "ceiling"}
     else:
         sides = {"ceiling"} if entry["mean"] > post else {"floor"}
