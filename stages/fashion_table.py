@@ -127,6 +127,51 @@ def confusion_rows(confusion):
     })
 
 
+def warning_epochs(per_seed: dict[str, list], reference: dict):
+    """Each seed's overfitting warning epoch per variant (and the CNN), with the post's beside
+    them, in long form for `dvc plots` (the `strip` template) and the strip figure. A seed
+    without a warning has no row."""
+    import pandas as pd
+
+    rows = []
+    for variant, epochs in per_seed.items():
+        rows += [{"variant": variant, "who": "our seed", "seed": seed, "epoch": e} for seed, e in epochs if e is not None]
+        post = reference.get("cnn", {}).get("warning", {}) if variant == "cnn" else reference.get("cross_validation", {}).get(variant, {})
+        if post.get("epoch") is not None:
+            rows.append({"variant": variant, "who": "post", "seed": None, "epoch": post["epoch"]})
+    return pd.DataFrame(rows, columns=["variant", "who", "seed", "epoch"]).astype({"seed": "Int64", "epoch": "Int64"})
+
+
+def plot_warning_epochs(path: Path, frame) -> None:
+    """One row per variant: each seed's warning epoch as a dot (stacked where seeds agree), the
+    post's as a red cross."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(dict.fromkeys(frame["variant"]))
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(variants) + 1.5))
+    for row, variant in enumerate(variants):
+        ours = frame[(frame["variant"] == variant) & (frame["who"] == "our seed")]["epoch"].tolist()
+        seen: dict = {}
+        for epoch in ours:  # seeds with the same epoch stack upwards
+            ax.scatter(epoch, row - 0.12 * seen.get(epoch, 0), c="tab:blue", s=25, zorder=2, label="our seeds" if row == 0 and not seen else None)
+            seen[epoch] = seen.get(epoch, 0) + 1
+        post = frame[(frame["variant"] == variant) & (frame["who"] == "post")]["epoch"].tolist()
+        if post:
+            ax.scatter(post, [row], c="tab:red", marker="x", s=80, zorder=3, label="post" if row == 0 else None)
+    ax.set_yticks(range(len(variants)), variants)
+    ax.invert_yaxis()  # the post's order, top down
+    ax.set(xlabel="overfitting warning epoch", title="Overfitting warning epoch: each seed and the post's one run")
+    ax.grid(True, axis="x")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
+
+
 def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None, validation_label: str) -> None:
     """The post's visualize(): loss and accuracy side by side, train as dots, validation as a line."""
     import matplotlib
@@ -220,6 +265,8 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     lines += ["", count_verdicts(verdicts)]
     lines += ["", f"{h} Figures", ""]
     lines += [f"![{v}]({figures}{v}.png)" for v in in_post_order(cv, refs)] + [f"![cnn]({figures}cnn.png)"]
+    lines += ["", "Each seed's overfitting warning epoch and the post's (its one run): the spread a single run can have.", "",
+              f"![warning epochs]({figures}warning_epochs.png)"]
     return lines, verdicts
 
 
@@ -249,6 +296,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--figures", required=True, type=Path)
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch mean curves for dvc plots")
     parser.add_argument("--predictions", required=True, type=Path, help="folder for the confusion-matrix data")
+    parser.add_argument("--warnings", required=True, type=Path, help="CSV of each seed's warning epoch and the post's, for dvc plots")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
@@ -285,8 +333,13 @@ def main(argv: list[str] | None) -> None:
         *verdict_rule(tolerance),
         *sections,
     ]) + "\n"
+    per_seed = {v: list(zip(seeds, e["epoch"]["values"])) for v, e in summary.items()}
+    per_seed["cnn"] = list(zip(seeds, cnn["warning"]["epoch"]["values"]))
+    warnings = warning_epochs(per_seed, reference)
     write_json(args.metrics, metrics)
     write_curves(args.curves, curves)
+    with atomic_path(args.warnings) as tmp:
+        warnings.to_csv(tmp, index=False)
     with atomic_path(args.predictions) as tmp:
         tmp.mkdir()
         for name, runs in (("final", finals), ("cnn", cnn_runs)):
@@ -298,6 +351,7 @@ def main(argv: list[str] | None) -> None:
             plot_curves(tmp / f"{variant}.png", f"dense: {variant} (mean over {cv.k} folds)", c, warning_summary(c, rule)["epoch"], "validation")
         cnn_mean = {name: np.mean([c[name] for c in cnn_curves], axis=0) for name in CURVES}
         plot_curves(tmp / "cnn.png", "CNN (validation = test set)", cnn_mean, warning_summary(cnn_mean, rule)["epoch"], "test")
+        plot_warning_epochs(tmp / "warning_epochs.png", warnings)
     with atomic_path(args.table) as tmp:
         tmp.write_text(table, encoding="utf-8")
     log.info(f"fashion_table: {len(summary)} variants x {len(seeds)} seeds -> {args.table}")

@@ -11,7 +11,8 @@ from stages.fashion_cv import CrossValidation, DenseVariant, fold_indices, train
 from stages.fashion_samples import first_of_each_class
 from stages.claims import seed_summary
 from stages.common import mean_std
-from stages.fashion_table import OverfittingRule, mean_curves, overfitting_warning, plot_curves, render_sections, summarize_cv, warning_summary
+from stages.fashion_table import (OverfittingRule, mean_curves, overfitting_warning, plot_curves, plot_warning_epochs, render_sections, summarize_cv,
+                                  warning_epochs, warning_summary)
 from stages.layout import fashion_cv_run
 from stages.training import RunSettings
 
@@ -208,3 +209,13 @@ def test_cross_validation_summary_and_rendered_rows_on_hand_made_folds(tmp_path)
     assert "| epoch | 18 | 13.0 ± 1.4 (2) | 0.0 to 35.0 | 3/3 | consistent |" in lines and "![cnn](figures/cnn.png)" in lines
     assert len(verdicts) == 3 + 2 + 3 and verdicts.count("outside") == 1  # dense64's val_loss
     assert "7 of the post's 8 figures lie inside our 95% prediction interval (consistent), 1 outside." in lines
+
+
+def test_warning_epochs_per_seed_beside_the_posts(tmp_path):
+    reference = {"cross_validation": {"dense64": {"epoch": 15}}, "cnn": {"warning": {"epoch": 18}}}
+    frame = warning_epochs({"dense64": [(0, 13), (1, None), (2, 14)], "ours": [(0, 9)], "cnn": [(0, 12), (1, 12)]}, reference)
+    rows = [tuple(r) for r in frame.astype(object).where(frame.notna(), None).itertuples(index=False)]
+    assert rows == [("dense64", "our seed", 0, 13), ("dense64", "our seed", 2, 14), ("dense64", "post", None, 15),  # seed 1 never warned
+                    ("ours", "our seed", 0, 9), ("cnn", "our seed", 0, 12), ("cnn", "our seed", 1, 12), ("cnn", "post", None, 18)]
+    plot_warning_epochs(tmp_path / "w.png", frame)
+    assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"

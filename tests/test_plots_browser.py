@@ -67,7 +67,7 @@ def test_every_vega_plot_rendered_a_chart(rendered):
     data = json.loads(rendered["plots"])["data"]
     vega = [name for name, items in data.items() if items and items[0]["type"] == "vega"]
     images = [name for name, items in data.items() if items and items[0]["type"] == "image"]
-    assert len(vega) == 6 and len(images) >= 4
+    assert len(vega) == 7 and len(images) >= 4
     charts = re.findall(r'<canvas[^>]*class="marks"', rendered["dom"])
     assert len(charts) == len(vega)  # one drawn chart per plot definition
     assert rendered["dom"].count("<img") == len(images)

@@ -76,7 +76,7 @@ def cnn_argv(tmp: Path) -> list[str]:
 
 def fashion_table_argv(tmp: Path) -> list[str]:
     out = tmp / "out"
-    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/fashion.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--figures", str(out / "fig"), "--curves", str(out / "c.csv"), "--predictions", str(out / "p")]
+    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/fashion.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--figures", str(out / "fig"), "--curves", str(out / "c.csv"), "--predictions", str(out / "p"), "--warnings", str(out / "w.csv")]
 
 
 def tips_table_argv(tmp: Path) -> list[str]:

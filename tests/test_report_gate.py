@@ -139,8 +139,13 @@ def test_every_plot_has_data(smoke):
     names = list(shown["data"])
     for title in ("MNIST tips, test accuracy per epoch (mean over seeds)",
                   "Fashion-MNIST dense nets, validation loss per epoch (mean over folds and seeds)",
-                  "Fashion-MNIST CNN, test set confusion (summed over seeds)"):
+                  "Fashion-MNIST CNN, test set confusion (summed over seeds)",
+                  "Fashion-MNIST overfitting warning epoch of each seed and of the post (size = how many)"):
         assert title in names and shown["data"][title]
+    strip = shown["data"]["Fashion-MNIST overfitting warning epoch of each seed and of the post (size = how many)"][0]["content"]["data"]["values"]
+    posts = {(row["variant"], row["epoch"]) for row in strip if row["who"] == "post"}
+    assert ("dense64", "15") in posts and ("cnn", "18") in posts  # the post's figures beside our seeds'
+    assert "dense64" in {row["variant"] for row in strip if row["who"] == "our seed"}  # (the smoke CNN, 2 epochs, never warns)
     assert any(n.endswith("classes.png") for n in names) and any(n.endswith("cnn.png") for n in names)
 
 
