@@ -224,11 +224,11 @@ def verdict_rule(tolerance: dict) -> list[str]:
     ]
 
 
-def count_verdicts(verdicts: list[str]) -> str:
+def count_verdicts(verdicts: list[str], whose: str = "our") -> str:
     """'k of the N figures ... consistent, m outside': the count a post's section states."""
     judged = [v for v in verdicts if v != "-"]
     inside = sum(v == "consistent" for v in judged)
-    return (f"{inside} of the post's {len(judged)} figures lie inside our 95% prediction interval (consistent), "
+    return (f"{inside} of the post's {len(judged)} figures lie inside {whose} 95% prediction interval (consistent), "
             f"{len(judged) - inside} outside.")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.claims import count_verdicts, figure_cells, in_post_order, load_claims, load_reference, seed_summary, tolerance_for, verdict_rule
-from stages.common import ConfigError, atomic_path, build_config, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
+from stages.common import ConfigError, atomic_path, build_config, config_dict, format_mean_std, load_params, mean_std, require, run_stage, seed_list, write_json
 from stages.fashion_cv import CrossValidation
 from stages.idx import DataError
 from stages.layout import fashion_cnn_run, fashion_cv_run, fashion_final_run
@@ -270,6 +270,144 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     return lines, verdicts
 
 
+DEFINITIONS = {"logits": "val_loss_logits", "clipped": "val_loss_clipped", "keras": "val_loss"}
+
+
+def other_backend(path: Path | None, rule: OverfittingRule, expected_params: dict[str, dict]) -> dict:
+    """The post's warning figures from a `tools.run_variants --post fashion` file (the same
+    cross-validation on another Keras backend, outside DVC), per variant and per definition of
+    the validation loss: `logits` and `clipped` recomputed on the same weights after each epoch,
+    `keras` as the backend's Keras reported it. {} without a file. Refuses a file whose params
+    differ from the units' (`expected_params`, variant -> params as the file records them):
+    those are left out and named under `other_params`."""
+    if path is None:
+        return {}
+    data = _load(path)
+    if data.get("post") != "fashion":
+        raise DataError(f"{path}: not a Fashion-MNIST file of tools.run_variants (post: {data.get('post')!r})")
+    differ = sorted(v for v, p in data["params"].items() if v not in expected_params or p != expected_params[v])
+    variants: dict[str, dict] = {}
+    for run in data["runs"]:
+        if run["variant"] in differ:
+            continue
+        curves = {k: np.asarray(v) for k, v in run["curves"].items()}
+        entry = variants.setdefault(run["variant"], {"seeds": [], **{d: [] for d in DEFINITIONS}})
+        entry["seeds"].append(run["seed"])
+        for definition, key in DEFINITIONS.items():
+            entry[definition].append(warning_summary({"val_loss": curves[key], "val_accuracy": curves["val_accuracy"]}, rule))
+        # Keras's own val_loss is one of the two definitions; which one, and how closely, is measured here.
+        for definition in ("logits", "clipped"):
+            gap = float(np.max(np.abs(curves["val_loss"] - curves[DEFINITIONS[definition]])))
+            entry.setdefault("keras_gap", {})[definition] = max(gap, entry.get("keras_gap", {}).get(definition, 0.0))
+        clip = float(np.max(curves["val_loss_logits"] - curves["val_loss_clipped"]))
+        entry["clip_gap"] = max(clip, entry.get("clip_gap", 0.0))
+    summary = {}
+    for variant, entry in variants.items():
+        summary[variant] = {
+            "seeds": entry["seeds"],
+            "keras_gap": entry["keras_gap"],
+            "clip_gap": round(entry["clip_gap"], 6),
+            **{d: {key: seed_summary([w[key] for w in entry[d]]) for key in ("epoch", "val_loss", "val_accuracy")} for d in DEFINITIONS},
+            "epoch_moved": sum(a["epoch"] != b["epoch"] for a, b in zip(entry["logits"], entry["clipped"])),
+        }
+    label = f"Keras {data['versions']['keras']} on {data['backend']} {data['versions'].get(data['backend'], '')}".rstrip()
+    return {"label": f"{label}, {', '.join(data['devices']) or data['machine']}", "file": str(path),
+            "commit": data["code"]["commit"], "variants": summary, "other_params": differ}
+
+
+def gap_pattern(cv: dict, other: dict, reference: dict) -> dict:
+    """Which side of the seed mean the post's dense-net figures fall on, on TensorFlow (ours) and
+    on the other backend (loss from the logits on both), over the variants both have: how many
+    warn later / have a lower val_loss than the mean, and the mean of post - mean."""
+    refs = reference.get("cross_validation", {})
+    variants = [v for v in in_post_order(cv, refs) if v in other.get("variants", {}) and refs.get(v)]
+    out = {"variants": len(variants)}
+    for name, get in (("tensorflow", lambda v, m: cv[v][m]["mean"]), ("other", lambda v, m: other["variants"][v]["logits"][m]["mean"])):
+        side = {}
+        for metric, word, sign in (("epoch", "later", 1), ("val_loss", "lower", -1)):
+            diffs = [refs[v][metric] - get(v, metric) for v in variants if get(v, metric) is not None]
+            side[f"{metric}_{word}"] = sum(sign * d > 0 for d in diffs)
+            side[f"{metric}_difference"] = round(float(np.mean(diffs)), 6) if diffs else None
+        out[name] = side
+    return out
+
+
+def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance: dict, level: int) -> list[str]:
+    """Two tables of a second backend's cross-validation beside ours and the post's: the
+    backend alone (both computing the loss from the logits, as Keras 3 on TensorFlow does), and
+    the val_loss definition alone (logits vs clipped probabilities on the same weights)."""
+    if not other:
+        return []
+    h = "#" * level
+    cv, refs = metrics["cross_validation"], reference.get("cross_validation", {})
+    variants = [v for v in in_post_order(cv, refs) if v in other["variants"]]
+    if not variants:
+        return ["", f"{h} Beyond the post: the same cross-validation on {other['label']}", "",
+                f"`{other['file']}` holds no variant trained with these params (it has {', '.join(other['other_params']) or 'none'}, "
+                "with other params), so nothing of it is shown."]
+    seeds = sorted({n for v in variants for n in [len(other["variants"][v]["seeds"])]})
+    gaps = {d: max(other["variants"][v]["keras_gap"][d] for v in variants) for d in ("logits", "clipped")}
+    own = min(gaps, key=gaps.get)
+
+    def fmt(entry: dict, digits: int) -> str:
+        return f"{format_mean_std(entry, digits)} ({entry['seeds']})" if entry.get("mean") is not None else "none"
+
+    lines = [
+        "", f"{h} Beyond the post: the same cross-validation on {other['label']}", "",
+        f"{'/'.join(map(str, seeds))} seeds per variant, trained outside DVC by `tools.run_variants --post fashion` "
+        f"(`{other['file']}`, commit `{other['commit'][:12]}`) with the units' own code and params. After every epoch the",
+        "validation loss of the same weights is also computed both ways a softmax output can get it: from the logits behind",
+        "the softmax (Keras 3 on TensorFlow, and TensorFlow 2.1's `fit`), and from the probabilities clipped to",
+        "[1e-7, 1 - 1e-7] (Keras 3 on JAX, and TensorFlow 2.1 in eager mode). The clip caps the loss of a confidently",
+        "wrong answer at 16.1, so the clipped loss is never above the logits one.",
+        *([f"Left out, trained with other params than these: {', '.join(other['other_params'])}."] if other["other_params"] else []),
+        f"This backend's own val_loss is the {own} one (largest difference over every epoch, fold mean: {gaps[own]:.1e}; "
+        f"from the {'clipped' if own == 'logits' else 'logits'} one: {gaps['clipped' if own == 'logits' else 'logits']:.1e}).",
+        "", f"{h}# The backend alone (the loss from the logits on both)", "",
+        "Per figure: the post's, ours on TensorFlow, and this backend's with its 95% interval, the post's rank and verdict.",
+        "",
+        "| variant | post epoch | TensorFlow | this backend | 95% interval | rank | verdict | post val_loss | TensorFlow | this backend "
+        "| 95% interval | rank | verdict | post val_accuracy | TensorFlow | this backend | 95% interval | rank | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for v in variants:
+        o, ref = other["variants"][v]["logits"], refs.get(v, {})
+        cells = [f"`{v}`"]
+        for metric, digits in (("epoch", 1), ("val_loss", 3), ("val_accuracy", 3)):
+            post, *rest = figure_cells(o[metric], ref.get(metric), tolerance_for(metric, tolerance), digits, accuracy="accuracy" in metric)
+            verdicts.append(rest[-1])
+            cells += [post, fmt(cv[v][metric], digits), *rest]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", count_verdicts(verdicts, "this backend's")]
+    pattern = gap_pattern(cv, other, reference)
+    tf, ob = pattern["tensorflow"], pattern["other"]
+    lines += ["", f"Over these {pattern['variants']} variants the post's warning epoch is later than the seed mean in {tf['epoch_later']} on "
+              f"TensorFlow and {ob['epoch_later']} on this backend (post - mean: {tf['epoch_difference']:+.1f} and {ob['epoch_difference']:+.1f} "
+              f"epochs on average), and its val_loss lower in {tf['val_loss_lower']} and {ob['val_loss_lower']} "
+              f"(post - mean: {tf['val_loss_difference']:+.3f} and {ob['val_loss_difference']:+.3f})."]
+    lines += ["", f"{h}# The val_loss definition alone (same weights, this backend)", "",
+              "| variant | post epoch | epoch, logits | epoch, clipped | seeds whose epoch moved | val_loss at the warning, logits | clipped "
+              "| largest logits - clipped, any epoch |",
+              "|---|---|---|---|---|---|---|---|"]
+    for v in variants:
+        o, post = other["variants"][v], refs.get(v, {}).get("epoch")
+        lines.append(f"| `{v}` | {'-' if post is None else post} | {fmt(o['logits']['epoch'], 1)} | {fmt(o['clipped']['epoch'], 1)} | "
+                     f"{o['epoch_moved']}/{len(o['seeds'])} | {fmt(o['logits']['val_loss'], 3)} | {fmt(o['clipped']['val_loss'], 3)} | {o['clip_gap']:.4f} |")
+    return lines
+
+
+def expected_backend_params(fashion: dict, cv: CrossValidation) -> dict[str, dict]:
+    """Per dense variant, its params as `tools.run_variants` records them: the variant's and the
+    shared training settings' full configs (defaults filled in) and k."""
+    from stages.fashion_cv import DenseVariant
+    from stages.training import RunSettings
+
+    settings = config_dict(build_config(RunSettings, fashion["training"], "fashion.training"))
+    return {name: {**config_dict(build_config(DenseVariant, v, f"fashion.variants.{name}")), **settings, "k": cv.k}
+            for name, v in fashion["variants"].items()}
+
+
 def check_units(runs: Path, fashion: dict, seeds: list[int], cv: CrossValidation) -> None:
     """Every unit's config.json against the params it is filed under, and one Keras backend for
     all (stages.run_guard)."""
@@ -297,6 +435,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch mean curves for dvc plots")
     parser.add_argument("--predictions", required=True, type=Path, help="folder for the confusion-matrix data")
     parser.add_argument("--warnings", required=True, type=Path, help="CSV of each seed's warning epoch and the post's, for dvc plots")
+    parser.add_argument("--other-backend", type=Path, help="a tools.run_variants --post fashion file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
@@ -326,6 +465,8 @@ def main(argv: list[str] | None) -> None:
     }
     metrics = {"cross_validation": summary, "final": final, "cnn": cnn}
     sections, _ = render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/")
+    other = other_backend(args.other_backend, rule, expected_backend_params(fashion, cv))
+    sections += render_other_backend(other, metrics, reference, tolerance, 2)
     table = "\n".join([
         "# Fashion-MNIST: reproduced tables", "",
         f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the per-epoch mean over",

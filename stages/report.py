@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
-from stages.claims import check, count_verdicts, load_claims, load_references, load_tables, verdict_rule
-from stages.common import atomic_path, load_params, run_stage
+import yaml
+
+from stages.claims import (check, count_verdicts, figure_cells, load_claims, load_references, load_tables, lookup,
+                           tolerance_for, verdict_rule)
+from stages.common import ConfigError, atomic_path, load_params, run_stage
 from stages.fashion_table import render_sections, settings_of
 from stages.mnist_tips_table import render_rows, settings_sentence
 
@@ -84,15 +88,113 @@ def claims_section(outcomes, seeds: str) -> list[str]:
     return lines
 
 
+def post_figures(reference: dict, path: tuple = ()):
+    """(path, post value) of every figure a post printed: the numeric leaves of its reference
+    file, whose keys mirror the table's metrics.json (`row` only orders the MNIST rows)."""
+    for key, value in reference.items():
+        if isinstance(value, dict):
+            yield from post_figures(value, path + (key,))
+        elif key != "row" and isinstance(value, (int, float)):
+            yield path + (key,), value
+
+
+def fill(text: str, tables: dict) -> str:
+    """A differences.yaml text with each `{table.path:format}` replaced by that figure (the seed
+    mean), or by "(not in this run)" where this run's tables lack it (a smoke run keeps a few
+    variants); a test checks every address against the committed full run."""
+    def one(match: re.Match) -> str:
+        try:
+            value = lookup(tables, match[1])
+        except (KeyError, TypeError):
+            return f"(`{match[1]}`: not in this run)"
+        return "none" if value is None else format(value, match[2] or "g")
+    return re.sub(r"\{([A-Za-z0-9_.]+)(?::([^}]*))?\}", one, text)
+
+
+def differences_section(tables: dict, references: dict, tolerance: dict, differences: list[dict]) -> list[str]:
+    """Every figure of the posts that lies outside our 95% prediction interval, each with what
+    `differences.yaml` says of it (the cause an experiment showed, or the candidates tested and
+    what they gave), then the entries about patterns rather than single figures."""
+    by_figure = {f: entry for entry in differences for f in entry.get("figures", [])}
+    lines = ["## Where we differ from the posts, and why", "",
+             "Every figure outside its interval, with the cause an experiment showed or the candidates tested. "
+             "The numbers in the text are seed means from the committed results.", ""]
+    outside = []
+    for table, reference in references.items():
+        for path, post in post_figures(reference):
+            node = tables[table]
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(node, dict):
+                continue
+            digits = 1 if path[-1] == "epoch" else 4 if table == "mnist_tips" or path[0] == "final" else 3
+            cells = figure_cells(node, post, tolerance_for(path[-1], tolerance), digits, "accuracy" in path[-1])
+            if cells[-1] == "outside":
+                outside.append((".".join((table, *path)), cells))
+    if not outside:
+        lines.append("No figure of the posts lies outside its interval.")
+    # One item per entry of differences.yaml (its figures together), then the unexplained ones.
+    groups: dict[int, list] = {}
+    for address, cells in outside:
+        groups.setdefault(id(by_figure.get(address)), []).append((address, cells))
+    for key, figures in groups.items():
+        entry = by_figure.get(figures[0][0])
+        shown = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}" for a, c in figures)
+        found = f"*{entry['found'].capitalize()}:* {fill(entry['text'], tables)}" if entry else "*No cause investigated yet.*"
+        lines += [f"- {shown}.", f"  {found}"]
+    patterns = [e for e in differences if not e.get("figures")]
+    for entry in patterns:
+        lines += ["", f"**{entry['title']}** *{entry['found'].capitalize()}:* {fill(entry['text'], tables)}"]
+    return lines
+
+
+def other_tables(specs: list[str], params: Path) -> dict:
+    """The other-backend files as tables the differences' texts can address: `mnist_tips_other.
+    <variant>.<metric>` and `fashion_other.variants.<variant>.<logits|clipped|keras>.<figure>`."""
+    from stages.claims import _pairs
+    from stages.common import build_config
+    from stages.fashion_cv import CrossValidation
+    from stages.fashion_table import OverfittingRule, expected_backend_params, other_backend
+    from stages.mnist_tips_table import backend_summary
+
+    tables = {}
+    for name, path in _pairs(specs, "--other-backend", "fashion=reports/fashion_jax_cpu.json"):
+        if name == "mnist_tips":
+            tables["mnist_tips_other"] = backend_summary(Path(path))[0]
+        elif name == "fashion":
+            fashion = load_params(params, "fashion")
+            cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
+            rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
+            tables["fashion_other"] = other_backend(Path(path), rule, expected_backend_params(fashion, cv))
+        else:
+            raise ConfigError(f"--other-backend {name}: allowed: mnist_tips, fashion")
+    return tables
+
+
+def load_differences(path: Path | None) -> list[dict]:
+    if path is None:
+        return []
+    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    for i, entry in enumerate(entries):
+        missing = {"found", "text"} - set(entry) or ({"title"} - set(entry) if not entry.get("figures") else set())
+        if missing:
+            raise ConfigError(f"{path}: entry {i + 1} lacks {', '.join(sorted(missing))}")
+    return entries
+
+
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", nargs="+", required=True, help="NAME=PATH of each table's metrics.json")
     parser.add_argument("--reference", nargs="+", required=True, help="NAME=PATH of each table's reference/*.yaml")
     parser.add_argument("--claims", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--differences", type=Path, help="reference/differences.yaml: why figures differ from the posts")
+    parser.add_argument("--other-backend", nargs="*", default=[],
+                        help="NAME=PATH of tools.run_variants files (mnist_tips=..., fashion=...), as tables NAME_other for the differences' texts")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     tables = load_tables(args.metrics)
+    differences = load_differences(args.differences)
     references = load_references(args.reference)
     claims = load_claims(args.claims)
     tolerance = claims["tolerance"]
@@ -110,6 +212,7 @@ def main(argv: list[str] | None) -> None:
         *fashion_section(tables["fashion"], references["fashion"], tolerance, settings_of(fashion)),
         "",
         *claims_section(outcomes, seed_counts(tables)),
+        *differences_section({**tables, **other_tables(args.other_backend, args.params)}, references, tolerance, differences),
     ]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

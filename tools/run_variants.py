@@ -1,8 +1,18 @@
-"""Train MNIST tips variants outside DVC on whatever Keras backend is active and write the
+"""Train variants of either post outside DVC on whatever Keras backend is active and write the
 results as JSON: how a row behaves on JAX (e.g. on a GPU machine without TensorFlow or DVC).
 
     KERAS_BACKEND=jax python -m tools.run_variants --prepared data/prepared \\
         --variants unscaled unscaled_keras2_loss --seeds 0 1 2 --out results.json
+    KERAS_BACKEND=jax python -m tools.run_variants --post fashion --prepared data/prepared \\
+        --variants dense64 dense64_l2 --seeds 0 1 2 3 4 --out reports/fashion_jax_cpu.json
+
+An MNIST tips row is one run per seed (its final train and test accuracy and loss). A
+Fashion-MNIST variant is one cross-validation per seed: every fold of `fashion.cross_validation`
+trained as a `fashion_cv` unit trains it, and the fold-mean curves the overfitting warning is
+taken on. Those curves carry the validation loss three ways: as the backend's Keras computed
+it, and recomputed on the same weights after every epoch under both definitions a softmax
+output can get (`val_loss_callback`), so the table can show how far the warning moves with
+the definition alone.
 
 The file records what made each number: every variant's effective params (the same dict a DVC
 unit writes to its config.json), the MD5 of every `stages` module the run loaded (the hashes
@@ -63,8 +73,92 @@ def versions() -> dict:
     return found
 
 
+def val_loss_definitions(logits: np.ndarray, labels: np.ndarray, regularization: float = 0.0) -> dict[str, float]:
+    """Mean sparse categorical cross-entropy of a softmax output, two ways:
+    - `logits`: from the logits behind the softmax, -log softmax(z)[y] in float64 (Keras 3 on
+      TensorFlow, and TensorFlow 2.1's `fit`);
+    - `clipped`: from the float32 probabilities, normalised and clipped to [1e-7, 1 - 1e-7]
+      before the log (Keras 3 on JAX, and TensorFlow 2.1 in eager mode).
+    They differ only where the true class's probability falls below 1e-7 (a confident wrong
+    answer): there `clipped` stops at -log(1e-7) = 16.1 while `logits` keeps growing.
+    `regularization` (the model's L2 penalty) is added to both, as Keras adds it to val_loss."""
+    import keras
+
+    rows = np.arange(len(labels))
+    z = np.asarray(logits, dtype=np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    by_logits = np.log(np.exp(shifted).sum(axis=1)) - shifted[rows, labels]
+    z32 = np.asarray(logits, dtype=np.float32)
+    e = np.exp(z32 - z32.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    p = p / p.sum(axis=1, keepdims=True)
+    eps = np.float32(keras.config.epsilon())
+    clipped = -np.log(np.clip(p[rows, labels], eps, np.float32(1) - eps))
+    return {"logits": float(by_logits.mean()) + regularization, "clipped": float(clipped.astype(np.float64).mean()) + regularization}
+
+
+def val_loss_callback(x_val, y_val):
+    """A Keras callback that, after every epoch, computes the validation loss of the current
+    weights under both `val_loss_definitions` (into its `curves`), from the logits the last
+    Dense layer computes before its softmax (dropout off, as in Keras's own validation pass)."""
+    import keras
+
+    class ValLossDefinitions(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.curves = {"val_loss_logits": [], "val_loss_clipped": []}
+            self.features = keras.Model(self.model.inputs, self.model.layers[-1].input)
+
+        def on_epoch_end(self, epoch, logs=None):
+            kernel, bias = (np.asarray(w) for w in self.model.layers[-1].get_weights())
+            h = self.features.predict(x_val, batch_size=10000, verbose=0)
+            penalty = float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses))
+            found = val_loss_definitions(h.astype(np.float64) @ kernel + bias, np.asarray(y_val), penalty)
+            self.curves["val_loss_logits"].append(found["logits"])
+            self.curves["val_loss_clipped"].append(found["clipped"])
+
+    return ValLossDefinitions()
+
+
+def fashion_setup(variant_name: str, params: Path):
+    """A dense variant's config, the shared run settings and the cross-validation, from params."""
+    from stages.common import build_config, load_params
+    from stages.fashion_cv import CrossValidation, DenseVariant
+    from stages.training import RunSettings
+
+    variant = build_config(DenseVariant, load_params(params, "fashion", "variants")[variant_name], f"fashion.variants.{variant_name}")
+    if variant.early_stopping_patience:
+        raise SystemExit(f"{variant_name}: stops early, so its folds have different lengths; choose a variant of the post")
+    settings = build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training")
+    cv = build_config(CrossValidation, load_params(params, "fashion", "cross_validation"), "fashion.cross_validation")
+    return variant, settings, cv, {**config_dict(variant), **config_dict(settings), "k": cv.k}
+
+
+def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.ndarray, params: Path) -> dict:
+    """One cross-validation of one dense variant with one seed, every fold trained as its
+    `fashion_cv` unit trains it (stages.fashion_cv.train_fold), plus the validation loss under
+    both definitions; returns the fold-mean curves and a digest of each fold's history."""
+    from stages.fashion_cv import fold_indices, train_fold
+
+    variant, settings, cv, _ = fashion_setup(variant_name, params)
+    folds, digests = [], []
+    for fold in range(cv.k):
+        train, val = fold_indices(len(images), cv.k, fold)
+        definitions = val_loss_callback(images[val], labels[val])
+        started = time.perf_counter()
+        curves, _ = train_fold(variant, settings, seed, images[train], labels[train], images[val], labels[val], [definitions])
+        # The digest of the history as Keras gave it: equal to the unit's history.json's on the same backend.
+        digests.append(hashlib.sha256(json.dumps(curves, sort_keys=True).encode()).hexdigest())
+        curves.update(definitions.curves)
+        folds.append(curves)
+        print(f"run_variants: {variant_name} seed {seed} fold {fold + 1}/{cv.k}: {time.perf_counter() - started:.0f} s,"
+              f" final val_loss {curves['val_loss'][-1]:.4f} (logits {curves['val_loss_logits'][-1]:.4f},"
+              f" clipped {curves['val_loss_clipped'][-1]:.4f})", file=sys.stderr, flush=True)
+    return {"history_sha256": digests, "curves": {n: [float(v) for v in np.mean([f[n] for f in folds], axis=0)] for n in folds[0]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--post", choices=("mnist_tips", "fashion"), default="mnist_tips")
     parser.add_argument("--prepared", required=True, type=Path, help="the folder the preprocess and noise stages write (data/prepared)")
     parser.add_argument("--variants", required=True, nargs="+")
     parser.add_argument("--seeds", required=True, nargs="+", type=int)
@@ -74,38 +168,62 @@ def main() -> None:
 
     import keras
 
-    groups = data_of(args.params)
-    results, params = [], {}
-    for name in args.variants:
-        variant = variant_config(args.params, name)
-        data = groups[name]
-        params[name] = {"data": data, **config_dict(variant)}
-        for seed in args.seeds:
-            with np.load(prepared_file(args.prepared, data, seed)) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-            started = time.perf_counter()
-            result = train_and_evaluate(variant, seed, arrays)
-            seconds = time.perf_counter() - started
-            history = json.dumps(result["history"], sort_keys=True).encode()
-            row = {
-                "variant": name, "seed": seed, "seconds": round(seconds, 1),
-                **{k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")},
-                # Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical.
-                "history_sha256": hashlib.sha256(history).hexdigest(),
-            }
-            print(json.dumps(row), flush=True)
-            results.append(row)
     devices = []
     if keras.backend.backend() == "jax":
         import jax
 
         devices = [str(d) for d in jax.devices()]
-    write_json(args.out, {
-        "backend": keras.backend.backend(), "devices": devices, "machine": platform.machine(),
-        "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "code": code_version(), "params": params, "runs": results,
-    })
+    header = {"post": args.post, "backend": keras.backend.backend(), "devices": devices, "machine": platform.machine(),
+              "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    results, params = [], {}
+    if args.out.is_file():
+        # Resume: keep the runs an interrupted invocation wrote, if they were made the same way.
+        found = json.loads(args.out.read_text())
+        if {k: found.get(k) for k in header} != header:
+            raise SystemExit(f"{args.out}: written by another backend, machine or library version; choose another --out")
+        results, params = found["runs"], found["params"]
+    done = {(r["variant"], r["seed"]) for r in results}
 
+    def save(row: dict) -> None:
+        print(json.dumps({k: v for k, v in row.items() if k not in ("curves", "history_sha256")}), flush=True)
+        results.append(row)
+        # Written after every run, atomically, so an interrupted invocation loses one run at most.
+        write_json(args.out, {**header, "code": code_version(), "params": params, "runs": results})
+
+    if args.post == "fashion":
+        with np.load(Path(args.prepared) / "fashion_dense.npz") as npz:
+            images, labels = npz["x_train"], npz["y_train"]
+        for seed in args.seeds:  # seed by seed, so a cut-short invocation leaves whole seeds
+            for name in args.variants:
+                if params.setdefault(name, fashion_setup(name, args.params)[3]) != fashion_setup(name, args.params)[3]:
+                    raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
+                if (name, seed) in done:
+                    continue
+                started = time.perf_counter()
+                run = run_fashion(name, seed, images, labels, args.params)
+                save({"variant": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1), **run})
+    else:
+        groups = data_of(args.params)
+        for name in args.variants:
+            variant = variant_config(args.params, name)
+            data = groups[name]
+            if params.setdefault(name, {"data": data, **config_dict(variant)}) != {"data": data, **config_dict(variant)}:
+                raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
+            for seed in args.seeds:
+                if (name, seed) in done:
+                    continue
+                with np.load(prepared_file(args.prepared, data, seed)) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+                started = time.perf_counter()
+                result = train_and_evaluate(variant, seed, arrays)
+                seconds = time.perf_counter() - started
+                history = json.dumps(result["history"], sort_keys=True).encode()
+                save({
+                    "variant": name, "seed": seed, "seconds": round(seconds, 1),
+                    **{k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")},
+                    # Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical.
+                    "history_sha256": hashlib.sha256(history).hexdigest(),
+                })
 
 if __name__ == "__main__":
     main()

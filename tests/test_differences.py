@@ -1,0 +1,78 @@
+"""The report's "Where we differ from the posts, and why": every figure outside its interval is
+listed, with the differences.yaml entry naming it or an honest "no cause investigated yet", and
+every figure a text quotes exists in the committed results."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stages.claims import load_references, load_tables
+from stages.common import ConfigError
+from stages.report import differences_section, fill, load_differences, other_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch": {"absolute": 3}}
+
+
+def figure(values):
+    import numpy as np
+
+    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "seeds": len(values), "values": values}
+
+
+TABLES = {"mnist_tips": {
+    "adam": {"test_accuracy": figure([0.955, 0.952, 0.958]), "train_accuracy": figure([0.99, 0.991, 0.992])},
+    "relu": {"test_accuracy": figure([0.94, 0.95, 0.96]), "train_accuracy": figure([0.99, 0.99, 0.99])},
+}}
+REFERENCES = {"mnist_tips": {"adam": {"row": 6, "test_accuracy": 0.9217, "train_accuracy": 0.9907},
+                             "relu": {"row": 4, "test_accuracy": 0.80, "train_accuracy": 0.99}}}
+
+
+def test_outside_figures_are_listed_with_their_entry_or_as_not_investigated():
+    entries = [{"figures": ["mnist_tips.adam.test_accuracy"], "found": "candidates tested",
+                "text": "Train {mnist_tips.adam.train_accuracy:.3f}; missing {mnist_tips.sgd.test_accuracy:.4f}."},
+               {"title": "A pattern.", "found": "cause shown", "text": "Relu {mnist_tips.relu.test_accuracy:.2f}."}]
+    text = "\n".join(differences_section(TABLES, REFERENCES, TOLERANCE, entries))
+    assert "- `mnist_tips.adam.test_accuracy`: post 0.9217, ours 0.9550 ± 0.0030 (3)" in text
+    assert "the post's rank 1/4." in text
+    assert "*Candidates tested:* Train 0.991; missing (`mnist_tips.sgd.test_accuracy`: not in this run)." in text
+    # relu's test accuracy (0.80 vs 0.95 +- 0.01) is outside and has no entry; train figures are inside.
+    assert "- `mnist_tips.relu.test_accuracy`: post 0.8000" in text and "*No cause investigated yet.*" in text
+    assert "train_accuracy`: post" not in text
+    assert "**A pattern.** *Cause shown:* Relu 0.95." in text
+
+
+def test_no_outside_figure_is_said_so():
+    inside = {"mnist_tips": {"relu": {"test_accuracy": 0.95, "train_accuracy": 0.99}}}
+    text = "\n".join(differences_section(TABLES, {"mnist_tips": inside["mnist_tips"]}, TOLERANCE, []))
+    assert "No figure of the posts lies outside its interval." in text
+
+
+def test_an_entry_without_its_text_is_refused(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("- figures: [mnist_tips.adam.test_accuracy]\n  found: cause shown\n")
+    with pytest.raises(ConfigError, match="entry 1 lacks text"):
+        load_differences(path)
+
+
+def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results():
+    """A typo in an address would print "not in this run" in the full report: none may."""
+    tables = load_tables([f"mnist_tips={ROOT}/reports/mnist_tips/metrics.json", f"fashion={ROOT}/reports/fashion/metrics.json"])
+    tables.update(other_tables([f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json", f"fashion={ROOT}/reports/fashion_jax_cpu.json"],
+                               ROOT / "params.yaml"))
+    entries = load_differences(ROOT / "reference/differences.yaml")
+    assert entries
+    for entry in entries:
+        assert entry["found"] in ("cause shown", "candidates tested")
+        filled = fill(entry["text"], tables)
+        assert "not in this run" not in filled, filled
+        assert not re.search(r"\{[a-z_.]+", filled)
+    references = load_references([f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"])
+    named = [f for e in entries for f in e.get("figures", [])]
+    for address in named:
+        table, *path = address.split(".")
+        node = references[table]
+        for key in path:
+            node = node[key]  # each names a figure the post printed
+        assert isinstance(node, (int, float))
