@@ -311,7 +311,9 @@ def other_backend(path: Path | None, rule: OverfittingRule, expected_params: dic
             "epoch_moved": sum(a["epoch"] != b["epoch"] for a, b in zip(entry["logits"], entry["clipped"])),
         }
     label = f"Keras {data['versions']['keras']} on {data['backend']} {data['versions'].get(data['backend'], '')}".rstrip()
-    return {"label": f"{label}, {', '.join(data['devices']) or data['machine']}", "file": str(path),
+    # Files written before tools.run_variants recorded it: JAX reshuffles, seeded TensorFlow replays.
+    order = data.get("epoch_order", "reshuffled" if data["backend"] == "jax" else "replayed")
+    return {"label": f"{label}, {', '.join(data['devices']) or data['machine']}", "file": str(path), "epoch_order": order,
             "commit": data["code"]["commit"], "variants": summary, "other_params": differ}
 
 
@@ -329,6 +331,15 @@ def gap_pattern(cv: dict, other: dict, reference: dict) -> dict:
             side[f"{metric}_{word}"] = sum(sign * d > 0 for d in diffs)
             side[f"{metric}_difference"] = round(float(np.mean(diffs)), 6) if diffs else None
         out[name] = side
+    # The definition alone, over every (variant, seed) run of the other backend: how many warn
+    # at another epoch when the loss is clipped, the mean shift, and the largest loss gap.
+    pairs = [(a, b) for v in variants for a, b in zip(other["variants"][v]["logits"]["epoch"]["values"],
+                                                      other["variants"][v]["clipped"]["epoch"]["values"]) if None not in (a, b)]
+    out["definition"] = {
+        "runs": len(pairs), "epoch_moved": sum(a != b for a, b in pairs),
+        "epoch_shift": round(float(np.mean([b - a for a, b in pairs])), 6) if pairs else None,
+        "largest_gap": max((other["variants"][v]["clip_gap"] for v in variants), default=None),
+    }
     return out
 
 
@@ -341,8 +352,11 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
     h = "#" * level
     cv, refs = metrics["cross_validation"], reference.get("cross_validation", {})
     variants = [v for v in in_post_order(cv, refs) if v in other["variants"]]
+    order = {"reshuffled": "the training data reshuffled before every epoch (as the posts' Keras did)",
+             "replayed": "one order of the training data replayed every epoch (as seeded TensorFlow does)"}[other["epoch_order"]]
+    title = f"{h} Beyond the post: the same cross-validation on {other['label']}, {order}"
     if not variants:
-        return ["", f"{h} Beyond the post: the same cross-validation on {other['label']}", "",
+        return ["", title, "",
                 f"`{other['file']}` holds no variant trained with these params (it has {', '.join(other['other_params']) or 'none'}, "
                 "with other params), so nothing of it is shown."]
     seeds = sorted({n for v in variants for n in [len(other["variants"][v]["seeds"])]})
@@ -353,7 +367,7 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
         return f"{format_mean_std(entry, digits)} ({entry['seeds']})" if entry.get("mean") is not None else "none"
 
     lines = [
-        "", f"{h} Beyond the post: the same cross-validation on {other['label']}", "",
+        "", title, "",
         f"{'/'.join(map(str, seeds))} seeds per variant, trained outside DVC by `tools.run_variants --post fashion` "
         f"(`{other['file']}`, commit `{other['commit'][:12]}`) with the units' own code and params. After every epoch the",
         "validation loss of the same weights is also computed both ways a softmax output can get it: from the logits behind",
@@ -435,7 +449,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch mean curves for dvc plots")
     parser.add_argument("--predictions", required=True, type=Path, help="folder for the confusion-matrix data")
     parser.add_argument("--warnings", required=True, type=Path, help="CSV of each seed's warning epoch and the post's, for dvc plots")
-    parser.add_argument("--other-backend", type=Path, help="a tools.run_variants --post fashion file to show beside ours")
+    parser.add_argument("--other-backend", type=Path, nargs="*", default=[], help="tools.run_variants --post fashion files to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
@@ -465,8 +479,8 @@ def main(argv: list[str] | None) -> None:
     }
     metrics = {"cross_validation": summary, "final": final, "cnn": cnn}
     sections, _ = render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/")
-    other = other_backend(args.other_backend, rule, expected_backend_params(fashion, cv))
-    sections += render_other_backend(other, metrics, reference, tolerance, 2)
+    for path in args.other_backend:
+        sections += render_other_backend(other_backend(path, rule, expected_backend_params(fashion, cv)), metrics, reference, tolerance, 2)
     table = "\n".join([
         "# Fashion-MNIST: reproduced tables", "",
         f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the per-epoch mean over",

@@ -148,27 +148,30 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
     return lines
 
 
-def other_tables(specs: list[str], params: Path) -> dict:
-    """The other-backend files as tables the differences' texts can address: `mnist_tips_other.
-    <variant>.<metric>` and `fashion_other.variants.<variant>.<logits|clipped|keras>.<figure>`."""
+def other_tables(specs: list[str], params: Path, tables: dict, references: dict) -> dict:
+    """The other-backend files as tables the differences' texts can address, each NAME=PATH as
+    `NAME_other`: `mnist_tips_other.<variant>.<metric>`; for a NAME starting with `fashion`,
+    `<NAME>_other.variants.<variant>.<logits|clipped|keras>.<figure>` and `<NAME>_other.pattern` (stages.fashion_table.gap_pattern: which side of the seed mean the
+    post's dense-net figures fall on, on TensorFlow and on the other backend)."""
     from stages.claims import _pairs
     from stages.common import build_config
     from stages.fashion_cv import CrossValidation
-    from stages.fashion_table import OverfittingRule, expected_backend_params, other_backend
+    from stages.fashion_table import OverfittingRule, expected_backend_params, gap_pattern, other_backend
     from stages.mnist_tips_table import backend_summary
 
-    tables = {}
+    out = {}
     for name, path in _pairs(specs, "--other-backend", "fashion=reports/fashion_jax_cpu.json"):
         if name == "mnist_tips":
-            tables["mnist_tips_other"] = backend_summary(Path(path))[0]
-        elif name == "fashion":
+            out["mnist_tips_other"] = backend_summary(Path(path))[0]
+        elif name.startswith("fashion"):
             fashion = load_params(params, "fashion")
             cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
             rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
-            tables["fashion_other"] = other_backend(Path(path), rule, expected_backend_params(fashion, cv))
+            other = other_backend(Path(path), rule, expected_backend_params(fashion, cv))
+            out[f"{name}_other"] = {**other, "pattern": gap_pattern(tables["fashion"]["cross_validation"], other, references["fashion"])}
         else:
-            raise ConfigError(f"--other-backend {name}: allowed: mnist_tips, fashion")
-    return tables
+            raise ConfigError(f"--other-backend {name}: allowed: mnist_tips, or a name starting with fashion")
+    return out
 
 
 def load_differences(path: Path | None) -> list[dict]:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--differences", type=Path, help="reference/differences.yaml: why figures differ from the posts")
     parser.add_argument("--other-backend", nargs="*", default=[],
-                        help="NAME=PATH of tools.run_variants files (mnist_tips=..., fashion=...), as tables NAME_other for the differences' texts")
+                        help="NAME=PATH of tools.run_variants files (mnist_tips=..., fashion...=...), as tables NAME_other for the differences' texts")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     tables = load_tables(args.metrics)
@@ -212,7 +215,7 @@ def main(argv: list[str] | None) -> None:
         *fashion_section(tables["fashion"], references["fashion"], tolerance, settings_of(fashion)),
         "",
         *claims_section(outcomes, seed_counts(tables)),
-        *differences_section({**tables, **other_tables(args.other_backend, args.params)}, references, tolerance, differences),
+        *differences_section({**tables, **other_tables(args.other_backend, args.params, tables, references)}, references, tolerance, differences),
     ]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

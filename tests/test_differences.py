@@ -59,8 +59,10 @@ def test_an_entry_without_its_text_is_refused(tmp_path):
 def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results():
     """A typo in an address would print "not in this run" in the full report: none may."""
     tables = load_tables([f"mnist_tips={ROOT}/reports/mnist_tips/metrics.json", f"fashion={ROOT}/reports/fashion/metrics.json"])
-    tables.update(other_tables([f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json", f"fashion={ROOT}/reports/fashion_jax_cpu.json"],
-                               ROOT / "params.yaml"))
+    references = load_references([f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"])
+    tables.update(other_tables([f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json", f"fashion={ROOT}/reports/fashion_jax_cpu.json",
+                                f"fashion_replayed={ROOT}/reports/fashion_jax_cpu_replayed.json"],
+                               ROOT / "params.yaml", tables, references))
     entries = load_differences(ROOT / "reference/differences.yaml")
     assert entries
     for entry in entries:
@@ -68,7 +70,6 @@ def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results(
         filled = fill(entry["text"], tables)
         assert "not in this run" not in filled, filled
         assert not re.search(r"\{[a-z_.]+", filled)
-    references = load_references([f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"])
     named = [f for e in entries for f in e.get("figures", [])]
     for address in named:
         table, *path = address.split(".")

@@ -6,14 +6,16 @@ second backend's file."""
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from stages.fashion_table import OverfittingRule, other_backend, render_other_backend
+from stages.fashion_table import OverfittingRule, gap_pattern, other_backend, render_other_backend
 from tests.conftest import run
 from tools.run_variants import val_loss_definitions
 
+ROOT = Path(__file__).resolve().parents[1]
 CLIP_FLOOR = -math.log(np.float32(1e-7))  # the clipped loss of a sure wrong answer: 16.118
 
 
@@ -83,6 +85,8 @@ def test_the_warning_is_taken_under_each_definition(tmp_path):
                                                 for m, v in (("epoch", 13.0), ("val_loss", 0.34), ("val_accuracy", 0.88))}}}
     reference = {"cross_validation": {"dense64": {"epoch": 15, "val_loss": 0.329, "val_accuracy": 0.883}}}
     tolerance = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch": {"absolute": 3}}
+    assert gap_pattern(metrics["cross_validation"], found, reference)["definition"] == {
+        "runs": 2, "epoch_moved": 1, "epoch_shift": 0.5, "largest_gap": pytest.approx(0.1)}
     text = "\n".join(render_other_backend(found, metrics, reference, tolerance, 2))
     assert "own val_loss is the clipped one" in text and "Left out, trained with other params than these: dense64_l2." in text
     assert "| `dense64` | 15 | 3.0 ± 0.0 (2) | 3.5 ± 0.7 (2) | 1/2 | 0.800 ± 0.000 (2) | 0.750 ± 0.071 (2) | 0.1000 |" in text
@@ -117,3 +121,46 @@ def test_each_backend_reports_one_definition_and_the_tool_trains_as_the_units(sm
         np.testing.assert_allclose(curves["val_loss"], np.mean([u["val_loss"] for u in units], axis=0), rtol=1e-12)
     else:
         assert row["history_sha256"] != [digest(u) for u in units]  # another backend, other numbers
+
+
+ORDER_PROBE = r'''
+import json, sys
+import numpy as np, keras
+from stages.models import seed_everything
+from tools.run_variants import replay_order_callback
+
+seed_everything(0)
+seen = []
+
+
+class Note(keras.layers.Layer):
+    def call(self, x, training=None):  # eager (run_eagerly): note the images of each training batch
+        if training:
+            seen.extend(np.asarray(x)[:, 0].astype(int).tolist())
+        return x
+
+
+model = keras.Sequential([keras.Input((1,)), Note(), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+callbacks = [replay_order_callback()] if sys.argv[1] == "replay" else []
+x = np.arange(12, dtype="float32").reshape(12, 1)
+model.fit(x, np.zeros((12, 1), "float32"), batch_size=4, epochs=3, verbose=0, callbacks=callbacks)
+print(json.dumps([seen[i:i + 12] for i in range(0, len(seen), 12)]))
+'''
+
+
+@pytest.mark.parametrize("backend, replay, expected", [
+    ("tensorflow", "no", "one order"),  # seeded TensorFlow: the same permutation every epoch
+    ("jax", "no", "three orders"),      # JAX: a new one before every epoch, as fit(shuffle=True) documents
+    ("jax", "replay", "one order"),     # --replay-order: one order replayed, as on TensorFlow
+])
+def test_which_backend_reshuffles_the_training_data_each_epoch(tmp_path, backend, replay, expected):
+    """The cause the report names for the Fashion-MNIST gap: with a seed set, Keras 3 on
+    TensorFlow trains every epoch on one order of the data; the posts' Keras reshuffled."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(ORDER_PROBE)
+    found = run(["python", str(probe), replay], ROOT, env={"KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)})
+    epochs = json.loads(found.stdout.strip().splitlines()[-1])
+    assert len(epochs) == 3 and all(sorted(e) == list(range(12)) for e in epochs)  # every image once an epoch
+    assert epochs[0] != list(range(12))  # shuffled
+    assert len({tuple(e) for e in epochs}) == (1 if expected == "one order" else 3)

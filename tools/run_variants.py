@@ -133,7 +133,25 @@ def fashion_setup(variant_name: str, params: Path):
     return variant, settings, cv, {**config_dict(variant), **config_dict(settings), "k": cv.k}
 
 
-def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.ndarray, params: Path) -> dict:
+def replay_order_callback():
+    """A Keras callback that makes JAX replay one order of the training data every epoch, as
+    Keras 3 on TensorFlow does once a seed is set (its tf.data permutation restarts from the
+    same seed each epoch): Keras on JAX draws each epoch's order from NumPy's global generator,
+    which this resets at every epoch's start to its state when training began. (Keras draws
+    one order before that, to look at the data, and trains on none of its batches.)"""
+    import keras
+
+    class ReplayOrder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.state = np.random.get_state()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            np.random.set_state(self.state)
+
+    return ReplayOrder()
+
+
+def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.ndarray, params: Path, replay_order: bool = False) -> dict:
     """One cross-validation of one dense variant with one seed, every fold trained as its
     `fashion_cv` unit trains it (stages.fashion_cv.train_fold), plus the validation loss under
     both definitions; returns the fold-mean curves and a digest of each fold's history."""
@@ -145,7 +163,8 @@ def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.nda
         train, val = fold_indices(len(images), cv.k, fold)
         definitions = val_loss_callback(images[val], labels[val])
         started = time.perf_counter()
-        curves, _ = train_fold(variant, settings, seed, images[train], labels[train], images[val], labels[val], [definitions])
+        callbacks = [definitions, replay_order_callback()] if replay_order else [definitions]
+        curves, _ = train_fold(variant, settings, seed, images[train], labels[train], images[val], labels[val], callbacks)
         # The digest of the history as Keras gave it: equal to the unit's history.json's on the same backend.
         digests.append(hashlib.sha256(json.dumps(curves, sort_keys=True).encode()).hexdigest())
         curves.update(definitions.curves)
@@ -164,17 +183,25 @@ def main() -> None:
     parser.add_argument("--seeds", required=True, nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
+    parser.add_argument("--replay-order", action="store_true",
+                        help="fashion on JAX: train every epoch on one order of the data, as seeded TensorFlow does")
     args = parser.parse_args()
 
     import keras
+
+    if args.replay_order and (args.post != "fashion" or keras.backend.backend() != "jax"):
+        raise SystemExit("--replay-order: only for --post fashion on KERAS_BACKEND=jax (seeded TensorFlow replays one order already)")
 
     devices = []
     if keras.backend.backend() == "jax":
         import jax
 
         devices = [str(d) for d in jax.devices()]
+    # The order of the training data across epochs: Keras reshuffles before every epoch, except on
+    # TensorFlow with a seed set (as every unit sets one), where each epoch replays one order.
+    order = "reshuffled" if keras.backend.backend() == "jax" and not args.replay_order else "replayed"
     header = {"post": args.post, "backend": keras.backend.backend(), "devices": devices, "machine": platform.machine(),
-              "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+              "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "epoch_order": order}
     results, params = [], {}
     if args.out.is_file():
         # Resume: keep the runs an interrupted invocation wrote, if they were made the same way.
@@ -200,7 +227,7 @@ def main() -> None:
                 if (name, seed) in done:
                     continue
                 started = time.perf_counter()
-                run = run_fashion(name, seed, images, labels, args.params)
+                run = run_fashion(name, seed, images, labels, args.params, args.replay_order)
                 save({"variant": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1), **run})
     else:
         groups = data_of(args.params)
