@@ -51,13 +51,13 @@ def build_cnn(input_shape=(28, 28, 1), dropout_rate: float = 0.3):
 def train_cnn(config: CnnConfig, settings: RunSettings, seed: int, arrays: dict, callbacks=()):
     import keras
 
-    from stages.models import fit_verbosity, seed_everything
+    from stages.models import fit_verbosity, reshuffled, seed_everything
 
     seed_everything(seed)
     model = build_cnn(arrays["x_train"].shape[1:], config.dropout_rate)
     compile_model(model, settings)
     history = model.fit(
-        arrays["x_train"], arrays["y_train"], epochs=config.epochs, batch_size=settings.batch_size,
+        **reshuffled(arrays["x_train"], arrays["y_train"], settings.batch_size, seed), epochs=config.epochs,
         validation_data=(arrays["x_test"], arrays["y_test"]), callbacks=list(callbacks), verbose=fit_verbosity(),
     )
     predicted = np.argmax(model.predict(arrays["x_test"], batch_size=10000, verbose=0), axis=1)

@@ -61,7 +61,7 @@ def train_fold(variant: DenseVariant, settings: RunSettings, seed: int, x_train,
     """Pure core: one model of `build_model` fitted on one split; returns (history, metrics)."""
     import keras
 
-    from stages.models import build_dense, fit_verbosity, seed_everything
+    from stages.models import build_dense, fit_verbosity, reshuffled, seed_everything
 
     seed_everything(seed)
     model = build_dense(x_train.shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
@@ -72,7 +72,7 @@ def train_fold(variant: DenseVariant, settings: RunSettings, seed: int, x_train,
         stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=variant.early_stopping_patience, restore_best_weights=True)
         callbacks.append(stopper)
     history = model.fit(
-        x_train, y_train, epochs=settings.epochs, batch_size=settings.batch_size,
+        **reshuffled(x_train, y_train, settings.batch_size, seed), epochs=settings.epochs,
         validation_data=(x_val, y_val), callbacks=callbacks, verbose=fit_verbosity(),
     )
     curves = history_dict(history)

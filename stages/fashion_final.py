@@ -29,12 +29,12 @@ class FinalModel:
 def train_final(variant: DenseVariant, settings: RunSettings, seed: int, arrays: dict, callbacks=()):
     import keras
 
-    from stages.models import build_dense, fit_verbosity, seed_everything
+    from stages.models import build_dense, fit_verbosity, reshuffled, seed_everything
 
     seed_everything(seed)
     model = build_dense(arrays["x_train"].shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
     compile_model(model, settings)
-    history = model.fit(arrays["x_train"], arrays["y_train"], epochs=settings.epochs, batch_size=settings.batch_size, callbacks=list(callbacks), verbose=fit_verbosity())
+    history = model.fit(**reshuffled(arrays["x_train"], arrays["y_train"], settings.batch_size, seed), epochs=settings.epochs, callbacks=list(callbacks), verbose=fit_verbosity())
     test_loss, test_accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=10000, verbose=0)
     predicted = np.argmax(model.predict(arrays["x_test"], batch_size=10000, verbose=0), axis=1)
     keras.backend.clear_session()

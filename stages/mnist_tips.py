@@ -50,7 +50,7 @@ def train_and_evaluate(variant: TipsVariant, seed: int, arrays: dict[str, np.nda
     """Pure core: build, fit and evaluate one row; return its final metrics and history."""
     import keras
 
-    from stages.models import build_dense, fit_verbosity, make_loss, make_optimizer, seed_everything
+    from stages.models import build_dense, fit_verbosity, make_loss, make_optimizer, reshuffled, seed_everything
     from stages.training import STEPS_PER_EXECUTION
 
     x_train, y_train, x_test, y_test = (arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
@@ -68,8 +68,7 @@ def train_and_evaluate(variant: TipsVariant, seed: int, arrays: dict[str, np.nda
     # validation_data only records the test curve per epoch; it does not touch the weights, so
     # it runs in the post's evaluation batch (one step) rather than the training batch.
     history = model.fit(
-        x_train, y_train,
-        batch_size=variant.batch_size, epochs=variant.epochs,
+        **reshuffled(x_train, y_train, variant.batch_size, seed), epochs=variant.epochs,
         validation_data=(x_test, y_test), validation_batch_size=EVAL_BATCH,
         callbacks=list(callbacks), verbose=fit_verbosity(),
     )

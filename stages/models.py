@@ -29,6 +29,25 @@ def seed_everything(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def reshuffled(x, y, batch_size: int, seed: int) -> dict:
+    """The training data for `model.fit(**reshuffled(x, y, batch_size, seed), ...)`: reshuffled
+    before every epoch, as `fit(shuffle=True)` documents and the posts' Keras did, and the same
+    orders again for the same seed.
+
+    Keras 3 on TensorFlow does not reshuffle once a seed is set: its tf.data permutation starts
+    from the same seed every epoch, so every epoch replays one order (tests/test_models.py).
+    There this gives Keras a tf.data pipeline of index batches that reshuffles from `seed` each
+    time `fit` iterates it (each epoch); on the other backends Keras reshuffles the arrays itself,
+    from NumPy's generator, which seed_everything seeds."""
+    if keras.backend.backend() != "tensorflow":
+        return {"x": x, "y": y, "batch_size": batch_size}
+    import tensorflow as tf
+
+    images, labels = tf.constant(x), tf.constant(y)
+    batches = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    return {"x": batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))}
+
+
 @keras.saving.register_keras_serializable(package="stages")
 def clipped_categorical_crossentropy(y_true, y_pred):
     """Cross-entropy computed from clipped probabilities, as Keras 2 (standalone, 2019) did.
