@@ -34,18 +34,21 @@ def reshuffled(x, y, batch_size: int, seed: int) -> dict:
     before every epoch, as `fit(shuffle=True)` documents and the posts' Keras did, and the same
     orders again for the same seed.
 
-    Keras 3 on TensorFlow does not reshuffle once a seed is set: its tf.data permutation starts
-    from the same seed every epoch, so every epoch replays one order (tests/test_models.py).
-    There this gives Keras a tf.data pipeline of index batches that reshuffles from `seed` each
-    time `fit` iterates it (each epoch); on the other backends Keras reshuffles the arrays itself,
-    from NumPy's generator, which seed_everything seeds."""
+    Keras 3 on TensorFlow does not reshuffle once a seed is set: it draws each epoch's order
+    with `tf.random.shuffle` inside a tf.data map, and under a global seed that op restarts from
+    the same seed every time the dataset is iterated (tensorflow/tensorflow#35682), so every
+    epoch replays one order (tests/test_models.py). There this gives Keras a tf.data pipeline of
+    index batches that `Dataset.shuffle` reshuffles from `seed` on each iteration (each epoch),
+    gathered and prefetched as Keras's own array pipeline does; on the other backends Keras
+    reshuffles the arrays itself, from NumPy's generator, which seed_everything seeds."""
     if keras.backend.backend() != "tensorflow":
         return {"x": x, "y": y, "batch_size": batch_size}
     import tensorflow as tf
 
     images, labels = tf.constant(x), tf.constant(y)
     batches = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    return {"x": batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)))}
+    gathered = batches.map(lambda i: (tf.gather(images, i), tf.gather(labels, i)), num_parallel_calls=tf.data.AUTOTUNE)
+    return {"x": gathered.prefetch(tf.data.AUTOTUNE)}
 
 
 @keras.saving.register_keras_serializable(package="stages")
