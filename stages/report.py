@@ -12,9 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from stages.claims import (check, count_verdicts, figure_cells, load_claims, load_references, load_tables, lookup,
-                           tolerance_for, verdict_rule)
-from stages.common import ConfigError, atomic_path, load_params, run_stage
+from stages.claims import (check, count_verdicts, figure_cells, load_claims, load_references, load_tables, lookup, post_rank,
+                           seed_interval, tolerance_for, verdict_rule)
+from stages.common import ConfigError, atomic_path, load_params, run_stage, write_json
 from stages.fashion_table import render_sections, settings_of
 from stages.mnist_tips_table import render_rows, settings_sentence
 
@@ -73,7 +73,7 @@ def claims_section(outcomes, seeds: str) -> list[str]:
             continue
         lines += [f"## {title}", "", "| | claim | on our numbers (seed means) |", "|---|---|---|"]
         for o in chosen:
-            mark = "not measured" if o.holds is None else "**fail**" if not o.holds else "pass" if o.within_intervals else "means only"
+            mark = "**fail**" if claim_mark(o) == "fail" else claim_mark(o)
             lines.append(f"| {mark} | {o.text} | {o.detail} |")
         measured = [o for o in chosen if o.holds is not None]
         held = sum(bool(o.holds and o.within_intervals) for o in measured)
@@ -111,15 +111,11 @@ def fill(text: str, tables: dict) -> str:
     return re.sub(r"\{([A-Za-z0-9_.]+)(?::([^}]*))?\}", one, text)
 
 
-def differences_section(tables: dict, references: dict, tolerance: dict, differences: list[dict]) -> list[str]:
-    """Every figure of the posts that lies outside our 95% prediction interval, each with what
-    `differences.yaml` says of it (the cause an experiment showed, or the candidates tested and
-    what they gave), then the entries about patterns rather than single figures."""
-    by_figure = {f: entry for entry in differences for f in entry.get("figures", [])}
-    lines = ["## Where we differ from the posts, and why", "",
-             "Every figure outside its interval, with the cause an experiment showed or the candidates tested. "
-             "The numbers in the text are seed means from the committed results.", ""]
-    outside = []
+def figure_verdicts(tables: dict, references: dict, tolerance: dict) -> list[tuple[str, list[str], dict]]:
+    """Every figure of the posts that this run measured: its address (`table.path`), its cells as
+    the tables show them, and a record for reports/verdicts.json (post, mean, std, n, the 95%
+    prediction interval, the post's rank among itself and the seeds, verdict)."""
+    found = []
     for table, reference in references.items():
         for path, post in post_figures(reference):
             node = tables[table]
@@ -128,9 +124,26 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
             if not isinstance(node, dict):
                 continue
             digits = 1 if path[-1] == "epoch" else 4 if table == "mnist_tips" or path[0] == "final" else 3
-            cells = figure_cells(node, post, tolerance_for(path[-1], tolerance), digits, "accuracy" in path[-1])
-            if cells[-1] == "outside":
-                outside.append((".".join((table, *path)), cells))
+            tol = tolerance_for(path[-1], tolerance)
+            cells = figure_cells(node, post, tol, digits, "accuracy" in path[-1])
+            interval = seed_interval(node, tol) if node.get("mean") is not None else {}
+            values = node.get("values") or ([node["mean"]] if node.get("mean") is not None else [])
+            record = {"post": post, "mean": node.get("mean"), "std": node.get("std"), "n": interval.get("n"),
+                      "low": interval.get("low"), "high": interval.get("high"), "widened": interval.get("widened"),
+                      "rank": post_rank(values, post), "verdict": cells[-1]}
+            found.append((".".join((table, *path)), cells, record))
+    return found
+
+
+def differences_section(tables: dict, references: dict, tolerance: dict, differences: list[dict]) -> list[str]:
+    """Every figure of the posts that lies outside our 95% prediction interval, each with what
+    `differences.yaml` says of it (the cause an experiment showed, or the candidates tested and
+    what they gave), then the entries about patterns rather than single figures."""
+    by_figure = {f: entry for entry in differences for f in entry.get("figures", [])}
+    lines = ["## Where we differ from the posts, and why", "",
+             "Every figure outside its interval, with the cause an experiment showed or the candidates tested. "
+             "The numbers in the text are seed means from the committed results.", ""]
+    outside = [(address, cells) for address, cells, _ in figure_verdicts(tables, references, tolerance) if cells[-1] == "outside"]
     if not outside:
         lines.append("No figure of the posts lies outside its interval.")
     # One item per entry of differences.yaml (its figures together), then the unexplained ones.
@@ -174,6 +187,28 @@ def other_tables(specs: list[str], params: Path, tables: dict, references: dict)
     return out
 
 
+def claim_mark(outcome) -> str:
+    """A claim's outcome as the claims tables show it."""
+    if outcome.holds is None:
+        return "not measured"
+    return "fail" if not outcome.holds else "pass" if outcome.within_intervals else "means only"
+
+
+def verdicts_record(tables: dict, references: dict, tolerance: dict, outcomes: list) -> dict:
+    """reports/verdicts.json: every post figure's verdict with its interval and rank, and every
+    claim's outcome, one entry per line of `git diff`, so that what a change of seeds or code
+    moved is read off the diff."""
+    def rounded(value):
+        return round(value, 6) if isinstance(value, float) else value
+
+    figures = {address: {k: rounded(v) for k, v in record.items()} for address, _, record in figure_verdicts(tables, references, tolerance)}
+    counts = {}
+    for address, record in figures.items():
+        table = counts.setdefault(address.split(".")[0], {"consistent": 0, "outside": 0})
+        table["consistent" if record["verdict"] == "consistent" else "outside"] += 1
+    return {"figures": figures, "counts": counts, "claims": {o.claim_id: claim_mark(o) for o in outcomes}}
+
+
 def load_differences(path: Path | None) -> list[dict]:
     if path is None:
         return []
@@ -194,6 +229,8 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--differences", type=Path, help="reference/differences.yaml: why figures differ from the posts")
     parser.add_argument("--other-backend", nargs="*", default=[],
                         help="NAME=PATH of tools.run_variants files (mnist_tips=..., fashion...=...), as tables NAME_other for the differences' texts")
+    parser.add_argument("--verdicts", type=Path,
+                        help="also write every figure's verdict and every claim's outcome as JSON (git diff shows what changed)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     tables = load_tables(args.metrics)
@@ -217,6 +254,8 @@ def main(argv: list[str] | None) -> None:
         *claims_section(outcomes, seed_counts(tables)),
         *differences_section({**tables, **other_tables(args.other_backend, args.params, tables, references)}, references, tolerance, differences),
     ]
+    if args.verdicts:
+        write_json(args.verdicts, verdicts_record(tables, references, tolerance, outcomes))
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
     held = {s: f"{sum(bool(o.holds and o.within_intervals) for o in outcomes if o.source == s)}/{sum(o.source == s for o in outcomes)}" for s in ("post", "project")}

@@ -9,7 +9,8 @@ import pytest
 
 from stages.claims import load_references, load_tables
 from stages.common import ConfigError
-from stages.report import differences_section, fill, load_differences, other_tables
+from stages.claims import Outcome
+from stages.report import differences_section, fill, load_differences, other_tables, verdicts_record
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch": {"absolute": 3}}
@@ -47,6 +48,20 @@ def test_no_outside_figure_is_said_so():
     inside = {"mnist_tips": {"relu": {"test_accuracy": 0.95, "train_accuracy": 0.99}}}
     text = "\n".join(differences_section(TABLES, {"mnist_tips": inside["mnist_tips"]}, TOLERANCE, []))
     assert "No figure of the posts lies outside its interval." in text
+
+
+def test_the_verdicts_file_holds_every_figure_its_interval_rank_and_verdict_and_every_claim():
+    outcomes = [Outcome("a", "A", True, "", within_intervals=True), Outcome("b", "B", True, "", within_intervals=False),
+                Outcome("c", "C", False, ""), Outcome("d", "D", None, "")]
+    record = verdicts_record(TABLES, REFERENCES, TOLERANCE, outcomes)
+    assert set(record["figures"]) == {f"mnist_tips.{v}.{m}" for v in ("adam", "relu") for m in ("test_accuracy", "train_accuracy")}
+    adam = record["figures"]["mnist_tips.adam.test_accuracy"]
+    # 0.955 +- t(0.975, 2) * 0.003 * sqrt(4/3) = 0.955 +- 0.014906, widened to the 0.02 tolerance.
+    assert adam == {"post": 0.9217, "mean": 0.955, "std": 0.003, "n": 3, "low": 0.935, "high": 0.975, "widened": True,
+                    "rank": 1.0, "verdict": "outside"}
+    assert record["figures"]["mnist_tips.relu.train_accuracy"]["rank"] == 2.5  # tied with all three seeds
+    assert record["counts"] == {"mnist_tips": {"consistent": 2, "outside": 2}}
+    assert record["claims"] == {"a": "pass", "b": "means only", "c": "fail", "d": "not measured"}
 
 
 def test_an_entry_without_its_text_is_refused(tmp_path):
