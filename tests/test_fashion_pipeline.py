@@ -58,7 +58,7 @@ def test_trained_models_are_kept_by_dvc_and_reproduce_their_accuracy(smoke):
 def test_table_metrics_and_figures(smoke):
     reports = smoke["path"] / "reports" / "fashion"
     metrics = json.loads((reports / "metrics.json").read_text())
-    # 24 epochs on 500 images: val_loss bottoms out early and the post's rule warns in both seeds.
+    # 24 epochs on 500 images: val_loss bottoms out early and the rule (5 epochs' patience in the smoke profile) warns in both seeds.
     warning = metrics["cross_validation"]["dense64"]
     assert warning["warned_seeds"] == 2 and warning["epoch"]["seeds"] == 2 and 2 <= warning["epoch"]["mean"] <= 14
     assert 0.4 < warning["val_loss"]["mean"] < 1.5 and 0.6 < warning["val_accuracy"]["mean"] < 0.95
