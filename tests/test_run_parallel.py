@@ -17,7 +17,9 @@ import yaml
 
 from tests.conftest import command_env, dvc, restore_committed, run
 from tests.test_reliability import _snapshot, _unit_dir
-from tools.run_parallel import parse_dag, stale
+import pytest
+
+from tools.run_parallel import parse_dag, stale, wanted
 
 DOT = """strict digraph {
 "check_params";
@@ -47,6 +49,18 @@ def test_the_plan_is_what_changed_and_everything_downstream_in_dependency_order(
     assert plan["prep@a"] == set() and plan["table"] == {"train@a-0", "train@a-1"}
     assert list(stale({"check_params"}, upstream))[0] == "check_params" and len(stale({"check_params"}, upstream)) == 7
     assert stale(set(), upstream) == {}
+
+
+def test_targets_run_the_stages_they_name_and_what_those_need_not_what_follows():
+    _, upstream = parse_dag(DOT)
+    assert wanted(["train@a-1"], upstream) == {"train@a-1", "prep@a", "fetch@a", "check_params"}
+    plan = stale({"check_params"}, upstream, ["train@*"])
+    assert list(plan) == ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1"]  # no "table", no "other"
+    assert plan["train@a-0"] == {"prep@a"}
+    assert stale({"train@a-0"}, upstream, ["train@a-1"]) == {}  # the changed unit is not a target
+    assert list(stale({"train@a-0"}, upstream, ["table"])) == ["train@a-0", "table"]
+    with pytest.raises(ValueError, match="no stage matches 'trian@\\*'"):
+        wanted(["trian@*"], upstream)
 
 
 def parallel(project, env, *args, check=True):

@@ -3,6 +3,12 @@
     python -m tools.run_parallel                       # a LocalCluster, one worker per core
     python -m tools.run_parallel --workers 2
     python -m tools.run_parallel --scheduler tcp://HOST:8786   # an existing Dask cluster
+    python -m tools.run_parallel 'fashion_cv@*'         # only these stages and what they need
+
+TARGETS, like `dvc repro TARGET`, limit the run to the named stages (shell-style patterns of
+stage names, as `dvc status` prints them) and the stages they depend on; the stages downstream
+of them wait for a later run. A run across sessions can so train the units first and write the
+tables once all of them are there.
 
 It asks DVC which stages are out of date (`dvc status --json`, and everything downstream of
 them in `dvc dag --dot`), then submits one Dask task per stage, each running
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fnmatch
 import json
 import os
 import re
@@ -69,9 +76,11 @@ def parse_dag(dot: str) -> tuple[list[str], dict[str, set[str]]]:
     return stages, upstream
 
 
-def stale(changed: set[str], upstream: dict[str, set[str]]) -> dict[str, set[str]]:
-    """What `dvc repro` would run: the changed stages and everything downstream of them, each
-    with the stages among them that it waits for, in an order where those come first."""
+def stale(changed: set[str], upstream: dict[str, set[str]], targets: list[str] | None = None) -> dict[str, set[str]]:
+    """What `dvc repro [TARGETS]` would run: the changed stages and everything downstream of
+    them, each with the stages among them that it waits for, in an order where those come
+    first. With `targets` (shell-style patterns of stage names), only the stages they match and
+    the stages those depend on, directly or not."""
     downstream: dict[str, set[str]] = {}
     for stage, deps in upstream.items():
         for dep in deps:
@@ -82,6 +91,8 @@ def stale(changed: set[str], upstream: dict[str, set[str]]) -> dict[str, set[str
             if child not in seen:
                 seen.add(child)
                 todo.append(child)
+    if targets is not None:
+        seen &= wanted(targets, upstream)
     waits = {stage: upstream.get(stage, set()) & seen for stage in seen}
     ordered, done = {}, set()
     while len(ordered) < len(waits):  # Kahn's order; DVC refuses cycles, so this ends
@@ -94,15 +105,35 @@ def stale(changed: set[str], upstream: dict[str, set[str]]) -> dict[str, set[str
     return ordered
 
 
-def plan(root: Path) -> tuple[dict[str, set[str]], int]:
-    """The stages to run (each with those it waits for), and how many are up to date."""
+def wanted(targets: list[str], upstream: dict[str, set[str]]) -> set[str]:
+    """The stages `targets` match and every stage they depend on; a pattern that matches no
+    stage is an error (a misspelt target must not quietly run nothing)."""
+    found = set()
+    for pattern in targets:
+        matched = {stage for stage in upstream if fnmatch.fnmatchcase(stage, pattern)}
+        if not matched:
+            raise ValueError(f"no stage matches {pattern!r}; the stages are the names `dvc status` prints, e.g. {min(upstream)!r}")
+        found |= matched
+    todo = deque(found)
+    while todo:
+        for dep in upstream.get(todo.popleft(), ()):
+            if dep not in found:
+                found.add(dep)
+                todo.append(dep)
+    return found
+
+
+def plan(root: Path, targets: list[str] | None = None) -> tuple[dict[str, set[str]], int]:
+    """The stages to run (each with those it waits for), and how many of the rest are up to
+    date (with `targets`, of the stages they need)."""
     stages, upstream = parse_dag(_dvc_output(root, "dag", "--dot"))
     changed = set(json.loads(_dvc_output(root, "status", "--json") or "{}"))
     unknown = changed - set(stages)
     if unknown:
         raise RuntimeError(f"`dvc status` lists stages `dvc dag` does not: {sorted(unknown)}")
-    waits = stale(changed, upstream)
-    return waits, len(stages) - len(waits)
+    waits = stale(changed, upstream, targets)
+    considered = len(stages) if targets is None else len(wanted(targets, upstream))
+    return waits, considered - len(waits)
 
 
 def _child_setup() -> None:
@@ -170,13 +201,13 @@ def _progress(text: str) -> None:
     print(f"run_parallel: {text}", file=sys.stderr, flush=True)
 
 
-def run(root: Path, client, times=None, counts: dict | None = None) -> int:
+def run(root: Path, client, times=None, counts: dict | None = None, targets: list[str] | None = None) -> int:
     """Submit the out-of-date stages to `client`; wait, reporting each; return the exit code.
     `counts` receives how many stages ran, were up to date, failed (as far as the run got)."""
     counts = {} if counts is None else counts
     from distributed import Event, as_completed, wait
 
-    waits, up_to_date = plan(root)
+    waits, up_to_date = plan(root, targets)
     total = len(waits)
     _progress(f"{total} stages to check (changed, or downstream of a change; DVC skips those whose "
               f"inputs turn out unchanged), {up_to_date} up to date")
@@ -240,12 +271,20 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="worker processes of the LocalCluster (default: one per core)")
     where.add_argument("--scheduler", help="address of an existing Dask scheduler whose workers share this project's filesystem")
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="run only these stages (shell-style patterns of stage names) and those they depend on")
     parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file (benchmarks: reports/benchmarks/stage_times_parallel.json)")
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
         parser.error(f"--workers: {args.workers} is not allowed; allowed: an integer >= 1")
     started_at, started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.perf_counter()  # end to end
     root = Path(_dvc_output(Path.cwd(), "root").strip()).resolve()
+    targets = args.targets or None
+    if targets:
+        try:
+            wanted(targets, parse_dag(_dvc_output(root, "dag", "--dot"))[1])
+        except ValueError as error:
+            parser.error(str(error))
     times = None
     if args.times:
         from benchmarks.reproduce import Records
@@ -271,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     code, counts = 130, {}
     try:
         _progress(f"Dask dashboard: {client.dashboard_link}")
-        code = run(root, client, times, counts)
+        code = run(root, client, times, counts, targets)
         return code
     finally:
         if times is not None:  # also after Ctrl-C: the stages that finished count
