@@ -19,7 +19,7 @@ from tests.conftest import command_env, dvc, restore_committed, run
 from tests.test_reliability import _snapshot, _unit_dir
 import pytest
 
-from tools.run_parallel import parse_dag, stale, wanted
+from tools.run_parallel import allow_missing, only_missing, parse_dag, stale, wanted
 
 DOT = """strict digraph {
 "check_params";
@@ -61,6 +61,35 @@ def test_targets_run_the_stages_they_name_and_what_those_need_not_what_follows()
     assert list(stale({"train@a-0"}, upstream, ["table"])) == ["train@a-0", "table"]
     with pytest.raises(ValueError, match="no stage matches 'trian@\\*'"):
         wanted(["trian@*"], upstream)
+
+
+GONE = [{"changed outs": {"models/a0.keras": "not in cache"}}]  # `dvc status --json` on a fresh clone
+DEPS = {"prep@a": {"data/raw/a"}, "train@a-0": {"data/prep/a.npz"}, "train@a-1": {"data/prep/a.npz"},
+        "table": {"runs/a"}, "other": {"params.yaml"}}
+
+
+def test_allow_missing_leaves_recorded_units_without_their_model_unless_a_running_stage_reads_them():
+    _, upstream = parse_dag(DOT)
+    new_unit = [{"changed deps": {"params.yaml": "new"}}, {"changed outs": {"runs/a/1": "deleted"}}]
+    assert only_missing(GONE) == {"models/a0.keras": "not in cache"} and only_missing(new_unit) is None
+    assert only_missing([]) is None
+    assert only_missing([{"changed outs": {"models/a0.keras": "not in cache", "runs/a/0": "modified"}}]) is None
+    assert only_missing([{"changed deps": {"data/prep/a.npz": "modified"}}, *GONE]) is None
+    # A fresh clone: the data and train@a-0's model are not in its cache, train@a-1 never ran.
+    no_data = {"changed deps": {"data/prep/a.npz": "deleted"}}
+    status = {"fetch@a": [{"changed outs": {"data/raw/a": "not in cache"}}],
+              "prep@a": [{"changed deps": {"data/raw/a": "deleted"}}, {"changed outs": {"data/prep/a.npz": "not in cache"}}],
+              "train@a-0": [no_data, *GONE], "train@a-1": [no_data, *new_unit]}
+    run, lenient = allow_missing(status, upstream, DEPS)
+    assert run == {"fetch@a", "prep@a", "train@a-1"}  # the data come back for train@a-1
+    assert lenient == {"train@a-0"}  # downstream of the data: DVC checks it with --allow-missing
+    assert list(stale(run, upstream)) == ["fetch@a", "prep@a", "train@a-0", "train@a-1", "table"]
+    assert allow_missing({"prep@a": GONE, "train@a-0": GONE}, upstream, DEPS) == (set(), set())
+    # A deleted input that no stage left alone writes is a real change: that stage runs.
+    assert allow_missing({"train@a-0": [no_data, *GONE]}, upstream, DEPS) == ({"train@a-0"}, set())
+    assert allow_missing({"prep@a": GONE, "other": new_unit}, upstream, DEPS) == ({"other"}, set())
+    # The table reads the run folders, not the models: a missing model never makes a unit rerun.
+    assert allow_missing({"train@a-0": GONE, "table": new_unit}, upstream, DEPS) == ({"table"}, set())
 
 
 def parallel(project, env, *args, check=True):
@@ -169,3 +198,29 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
     assert "up to date" in dvc(["status"], project).stdout
     assert not list((project / "reports/runs/fashion/cv").rglob("*.tmp"))
     assert _snapshot(project / "reports") == before
+
+
+def test_a_fresh_clone_trains_only_the_missing_unit_with_allow_missing(smoke, tmp_path):
+    """A clone of the committed smoke project has no DVC cache: no data, no models. With one
+    unit's run folder deleted (a unit dvc.lock does not hold), --allow-missing fetches and
+    prepares the data that unit reads and trains it alone; the recorded units beside it, whose
+    models the clone lacks, are checked by DVC and left as they are."""
+    project, env = smoke["path"], smoke["env"]
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    dvc(["config", "--local", "cache.dir", str(tmp_path / "empty-cache")], clone)
+    seed = smoke["params"]["mnist_tips"]["seeds"][0]
+    variants = smoke["params"]["mnist_tips"]["data"]["mnist_tips"]
+    unit = f"mnist_tips@{variants[0]}-{seed}"
+    shutil.rmtree(clone / f"reports/runs/mnist_tips/{variants[0]}/seed{seed}")
+    before = json.loads(dvc(["status", "--json"], clone).stdout)
+    assert only_missing(before[f"mnist_tips@{variants[1]}-{seed}"]) and not only_missing(before[unit])
+
+    out = parallel(clone, env, "--workers", "2", "--allow-missing").stderr
+    assert sorted(_ran(out)) == sorted(["fetch@mnist", "preprocess@mnist_tips", unit]), out
+    checked = set(re.findall(r"\] (mnist_tips@\S+) up to date", out))
+    assert checked == {f"mnist_tips@{v}-{s}" for v in variants for s in smoke["params"]["mnist_tips"]["seeds"]} - {unit}, out
+    assert "only miss a cached output, left alone: --allow-missing" in out
+    after = json.loads(dvc(["status", "--json"], clone).stdout)
+    assert unit not in after and all(only_missing(entries) for entries in after.values()), after
+    assert run(["git", "status", "--porcelain", "reports/"], clone).stdout == ""  # the unit came back byte for byte

@@ -4,11 +4,17 @@
     python -m tools.run_parallel --workers 2
     python -m tools.run_parallel --scheduler tcp://HOST:8786   # an existing Dask cluster
     python -m tools.run_parallel 'fashion_cv@*'         # only these stages and what they need
+    python -m tools.run_parallel --allow-missing        # keep recorded units whose model is not here
 
 TARGETS, like `dvc repro TARGET`, limit the run to the named stages (shell-style patterns of
 stage names, as `dvc status` prints them) and the stages they depend on; the stages downstream
 of them wait for a later run. A run across sessions can so train the units first and write the
 tables once all of them are there.
+
+--allow-missing, like `dvc repro --allow-missing`, leaves alone a stage whose only change is a
+cached output missing from this clone, such as a fresh clone's trained models: its inputs and
+command are those dvc.lock recorded, and so is its result in git. Such a stage still runs when
+a stage that runs reads from it (the datasets, before training).
 
 It asks DVC which stages are out of date (`dvc status --json`, and everything downstream of
 them in `dvc dag --dot`), then submits one Dask task per stage, each running
@@ -114,7 +120,12 @@ def wanted(targets: list[str], upstream: dict[str, set[str]]) -> set[str]:
         if not matched:
             raise ValueError(f"no stage matches {pattern!r}; the stages are the names `dvc status` prints, e.g. {min(upstream)!r}")
         found |= matched
-    todo = deque(found)
+    return with_upstream(found, upstream)
+
+
+def with_upstream(stages: set[str], upstream: dict[str, set[str]]) -> set[str]:
+    """`stages` and every stage they depend on, directly or not."""
+    found, todo = set(stages), deque(stages)
     while todo:
         for dep in upstream.get(todo.popleft(), ()):
             if dep not in found:
@@ -123,17 +134,78 @@ def wanted(targets: list[str], upstream: dict[str, set[str]]) -> set[str]:
     return found
 
 
-def plan(root: Path, targets: list[str] | None = None) -> tuple[dict[str, set[str]], int]:
-    """The stages to run (each with those it waits for), and how many of the rest are up to
-    date (with `targets`, of the stages they need)."""
+def only_missing(entries: list) -> dict[str, str] | None:
+    """What a stage's `dvc status --json` entries say is missing from this clone, when that is
+    all they say: outputs not in its cache (a fresh clone's models) and dependencies deleted
+    (data another stage writes). Its command and the inputs it has are unchanged."""
+    allowed = {"changed outs": "not in cache", "changed deps": "deleted"}
+    if not entries or not all(isinstance(entry, dict) and set(entry) <= set(allowed) for entry in entries):
+        return None
+    paths = {path: state for entry in entries for kind, changes in entry.items() for path, state in changes.items()
+             if state == allowed[kind]}
+    if len(paths) != sum(len(changes) for entry in entries for changes in entry.values()):
+        return None
+    return paths
+
+
+def _reads(dep: str, out: str) -> bool:
+    return dep == out or dep.startswith(out.rstrip("/") + "/") or out.startswith(dep.rstrip("/") + "/")
+
+
+def allow_missing(status: dict, upstream: dict[str, set[str]], deps: dict[str, set[str]],
+                  targets: list[str] | None = None) -> tuple[set[str], set[str]]:
+    """As `dvc repro --allow-missing`: which changed stages run, and which are left to DVC's
+    check with --allow-missing. A stage whose only change is a cached output missing from this
+    clone is left alone unless a stage that runs reads that output (`deps`: each stage's
+    dependency paths); then it runs too, to bring the output back. The stages left alone that
+    are downstream of one that runs are still checked, with --allow-missing, by DVC itself:
+    they run if what they read changed, and are skipped if only their outputs are missing."""
+    found = {stage: paths for stage, entries in status.items() if (paths := only_missing(entries))}
+    outs = {stage: {p for p, state in paths.items() if state == "not in cache"} for stage, paths in found.items()}
+    missing = {}
+    while True:  # a deleted dependency counts as missing only when a stage left alone writes it
+        more = {stage: outs[stage] for stage, paths in found.items() if stage not in missing and all(
+            any(_reads(path, out) for other in missing for out in outs[other])
+            for path, state in paths.items() if state == "deleted")}
+        if not more:
+            break
+        missing.update(more)
+    run = set(status) - set(missing)
+    while True:
+        planned = stale(run, upstream, targets)
+        running = [stage for stage in planned if stage not in missing or stage in run]
+        needed = {stage for stage, outs in missing.items() if stage not in run
+                  and any(_reads(dep, out) for r in running for dep in deps.get(r, ()) for out in outs)}
+        if not needed:
+            return run, set(planned) & (set(missing) - run)
+        run |= needed
+
+
+def stage_deps(root: Path) -> dict[str, set[str]]:
+    """Each stage's dependency paths, as dvc.yaml declares them (relative to the project)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {stage.addressing: {str(dep.def_path) for dep in stage.deps} for stage in repo.index.stages}
+
+
+def plan(root: Path, targets: list[str] | None = None,
+         missing_ok: bool = False) -> tuple[dict[str, set[str]], int, set[str], int]:
+    """The stages to run (each with those it waits for), how many of the rest are up to date
+    (with `targets`, of the stages they need), those to run with DVC's --allow-missing, and how
+    many of the rest only miss a cached output (with `missing_ok`; counted as up to date)."""
     stages, upstream = parse_dag(_dvc_output(root, "dag", "--dot"))
-    changed = set(json.loads(_dvc_output(root, "status", "--json") or "{}"))
-    unknown = changed - set(stages)
+    status = json.loads(_dvc_output(root, "status", "--json") or "{}")
+    unknown = set(status) - set(stages)
     if unknown:
         raise RuntimeError(f"`dvc status` lists stages `dvc dag` does not: {sorted(unknown)}")
+    changed, lenient = set(status), set()
+    if missing_ok:
+        changed, lenient = allow_missing(status, upstream, stage_deps(root), targets)
     waits = stale(changed, upstream, targets)
     considered = len(stages) if targets is None else len(wanted(targets, upstream))
-    return waits, considered - len(waits)
+    left_alone = sum(1 for stage, entries in status.items() if stage not in waits and only_missing(entries))
+    return waits, considered - len(waits), lenient, left_alone if missing_ok else 0
 
 
 def _child_setup() -> None:
@@ -143,9 +215,10 @@ def _child_setup() -> None:
     die_with_parent()
 
 
-def run_stage(stage: str, root: str, *upstream: dict) -> dict:
-    """A Dask task: `dvc --wait-for-lock repro --single-item STAGE` in `root`, once the tasks of
-    the stages it depends on (`upstream`, their results) have ended. Returns what happened:
+def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = False) -> dict:
+    """A Dask task: `dvc --wait-for-lock repro --single-item STAGE` in `root` (with
+    --allow-missing if asked), once the tasks of the stages it depends on (`upstream`, their
+    results) have ended. Returns what happened:
     status "ran", "up to date", "failed" (with the end of its log), "not run" (a stage it
     depends on did not succeed) or "interrupted"."""
     from distributed import Event, get_client
@@ -157,7 +230,8 @@ def run_stage(stage: str, root: str, *upstream: dict) -> dict:
     if stop.is_set():
         return {"stage": stage, "status": "not run", "because": "the interrupt"}
     started = time.perf_counter()
-    proc = subprocess.Popen(dvc_command("--wait-for-lock", "repro", "--single-item", stage), cwd=root,
+    options = ["--allow-missing"] if allow_missing else []
+    proc = subprocess.Popen(dvc_command("--wait-for-lock", "repro", "--single-item", *options, stage), cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=_child_setup)
     lines: deque[str] = deque(maxlen=LOG_TAIL)
@@ -201,16 +275,18 @@ def _progress(text: str) -> None:
     print(f"run_parallel: {text}", file=sys.stderr, flush=True)
 
 
-def run(root: Path, client, times=None, counts: dict | None = None, targets: list[str] | None = None) -> int:
+def run(root: Path, client, times=None, counts: dict | None = None, targets: list[str] | None = None,
+        missing_ok: bool = False) -> int:
     """Submit the out-of-date stages to `client`; wait, reporting each; return the exit code.
     `counts` receives how many stages ran, were up to date, failed (as far as the run got)."""
     counts = {} if counts is None else counts
     from distributed import Event, as_completed, wait
 
-    waits, up_to_date = plan(root, targets)
+    waits, up_to_date, lenient, left_alone = plan(root, targets, missing_ok)
     total = len(waits)
     _progress(f"{total} stages to check (changed, or downstream of a change; DVC skips those whose "
-              f"inputs turn out unchanged), {up_to_date} up to date")
+              f"inputs turn out unchanged), {up_to_date} up to date"
+              + (f" ({left_alone} of them only miss a cached output, left alone: --allow-missing)" if left_alone else ""))
     if not total:
         return 0
     stop = Event(STOP, client=client)
@@ -218,7 +294,7 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
     futures = {}
     for stage, deps in waits.items():  # in dependency order, so upstream futures exist
         futures[stage] = client.submit(run_stage, stage, str(root), *[futures[d] for d in sorted(deps)],
-                                       key=f"dvc-stage-{stage}", pure=False, retries=0)
+                                       allow_missing=stage in lenient, key=f"dvc-stage-{stage}", pure=False, retries=0)
     stage_of = {future.key: stage for stage, future in futures.items()}
     done, ran, failed, skipped = 0, 0, [], []
     workers = len(client.scheduler_info()["workers"])
@@ -273,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--scheduler", help="address of an existing Dask scheduler whose workers share this project's filesystem")
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help="run only these stages (shell-style patterns of stage names) and those they depend on")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="as dvc repro --allow-missing: leave alone the stages whose only change is a cached output "
+                             "missing from this clone (e.g. the models of recorded units), unless a stage that runs reads it")
     parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file (benchmarks: reports/benchmarks/stage_times_parallel.json)")
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
@@ -310,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     code, counts = 130, {}
     try:
         _progress(f"Dask dashboard: {client.dashboard_link}")
-        code = run(root, client, times, counts, targets)
+        code = run(root, client, times, counts, targets, args.allow_missing)
         return code
     finally:
         if times is not None:  # also after Ctrl-C: the stages that finished count
