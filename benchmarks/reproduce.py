@@ -44,6 +44,18 @@ def table_of(stage: str) -> str:
     return "data" if name in ("check_params", "fetch", "preprocess", "noise") else "report"
 
 
+def seed_of(stage: str) -> int | None:
+    """The training seed of a unit (`<mnist_tips data>@<variant>-<seed>`,
+    `fashion_cv@<variant>-<seed>-<fold>`, `fashion_final@<seed>`, `fashion_cnn@<seed>`); None for
+    every other stage."""
+    name, _, key = stage.partition("@")
+    if not key or table_of(stage) not in ("mnist_tips", "fashion") or name == "fashion_table":
+        return None
+    if name == "fashion_cv":
+        return int(key.split("-")[-2])
+    return int(key.rsplit("-", 1)[-1])
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -3,7 +3,7 @@ table a stage's time counts towards."""
 
 import pytest
 
-from benchmarks.reproduce import RUNNING, SKIPPED, table_of
+from benchmarks.reproduce import RUNNING, SKIPPED, seed_of, table_of
 from benchmarks.throughput import dense_probe, forward_flops
 from stages.fashion_cnn import build_cnn
 
@@ -28,6 +28,49 @@ def test_cnn_forward_flops_count_every_output_pixel():
 ])
 def test_stage_times_are_grouped_by_table(stage, table):
     assert table_of(stage) == table
+
+
+@pytest.mark.parametrize("stage, seed", [
+    ("mnist_tips@deep_relu-7", 7), ("mnist_tips_noisy@noisy_dropout-12", 12), ("fashion_cv@dense64x2_dropout02-8-4", 8),
+    ("fashion_final@9", 9), ("fashion_cnn@0", 0), ("fashion_table", None), ("noise@4", None), ("preprocess@fashion_cnn", None),
+    ("report", None),
+])
+def test_a_training_units_seed_is_read_from_its_stage_name(stage, seed):
+    assert seed_of(stage) == seed
+
+
+def test_the_three_seed_goal_counts_only_the_units_of_seeds_0_to_2():
+    from benchmarks.run import goals
+
+    tables = {"fashion": {"stages": 1, "seconds": 600.0, "slowest": ("fashion_cnn@0", 600.0), "side_by_side": 0}}
+    data = {"stage_times": {"tables": tables, "stage_names": ["fashion_cnn@0"]}, "training_units": ["fashion_cnn@0", "fashion_cnn@5"]}
+    row = next(line for line in goals(data) if "3 seeds" in line)
+    assert row.endswith("| met |")
+    row = next(line for line in goals({**data, "training_units": ["fashion_cnn@0", "fashion_cnn@1"]}) if "3 seeds" in line)
+    assert "incomplete: 1 fashion training units not timed yet" in row
+
+
+def test_the_extra_seeds_are_reported_per_kind_of_stage(tmp_path, monkeypatch):
+    import json
+
+    import benchmarks.run as run
+
+    def rec(finished, seconds):
+        return {"finished": f"2026-11-23T{finished}+00:00", "seconds": seconds, "side_by_side": 2, "table": "fashion"}
+
+    path = tmp_path / "times.json"
+    path.write_text(json.dumps({"machine": "test", "stages": {
+        "fashion_cnn@3": rec("10:10:00", 600.0), "fashion_cnn@4": rec("10:10:00", 580.0),
+        "fashion_cv@dense64-9-0": rec("10:11:00", 60.0), "fashion_table": rec("10:11:30", 20.0)}}))
+    monkeypatch.setattr(run, "EXTRA_SEEDS_TIMES", path)
+    extra = run.extra_seed_times()
+    assert extra["seeds"] == [3, 4, 9] and extra["stages"] == 4 and extra["stage_seconds"] == 1260.0
+    assert extra["busy_seconds"] == 600.0 + 60.0 + 20.0  # the CNNs side by side, then the fold, then the table
+    assert extra["kinds"]["fashion_cnn"] == {"stages": 2, "seconds": 1180.0, "median_s": 590.0, "min_s": 580.0, "max_s": 600.0}
+    text = run.render({"machine": "test", "extra_seeds": extra})
+    assert "## The extra seeds (3-9) of the ten-seed run" in text
+    assert "4 stages, 21 min 00 s summed, 11 min 20 s with at least one stage running" in text
+    assert "| fashion_cnn | 2 | 590 s | 580 s | 600 s | 19 min 40 s |" in text
 
 
 def test_dvc_output_lines_are_recognised():
