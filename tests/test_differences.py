@@ -92,3 +92,17 @@ def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results(
         for key in path:
             node = node[key]  # each names a figure the post printed
         assert isinstance(node, (int, float))
+
+
+def test_every_figure_outside_in_the_committed_report_has_its_entry():
+    """The committed run's report explains every figure outside its interval: each one is named
+    by a differences.yaml entry (a cause shown, or the candidates tested), none is left as "no
+    cause investigated yet"."""
+    import json
+
+    verdicts = json.loads((ROOT / "reports/verdicts.json").read_text(encoding="utf-8"))
+    outside = {address for address, record in verdicts["figures"].items() if record["verdict"] == "outside"}
+    assert sum(c["outside"] for c in verdicts["counts"].values()) == len(outside)
+    named = {f for e in load_differences(ROOT / "reference/differences.yaml") for f in e.get("figures", [])}
+    assert outside - named == set()
+    assert "No cause investigated yet" not in (ROOT / "reports/README.md").read_text(encoding="utf-8")
