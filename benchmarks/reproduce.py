@@ -49,7 +49,7 @@ def seed_of(stage: str) -> int | None:
     `fashion_cv@<variant>-<seed>-<fold>`, `fashion_final@<seed>`, `fashion_cnn@<seed>`); None for
     every other stage."""
     name, _, key = stage.partition("@")
-    if not key or table_of(stage) not in ("mnist_tips", "fashion") or name == "fashion_table":
+    if not key or table_of(stage) not in ("mnist_tips", "fashion"):
         return None
     if name == "fashion_cv":
         return int(key.split("-")[-2])

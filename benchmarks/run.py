@@ -345,8 +345,12 @@ def parallel_times() -> dict:
     if not PARALLEL_TIMES.is_file():
         return {}
     records = json.loads(PARALLEL_TIMES.read_text())["stages"]
-    workers = sorted({r.get("side_by_side", 1) for r in records.values()})
-    return {**busy_wall(records), "workers": workers, "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
+    return {**runner_summary(records), "stage_names": sorted(records), "runs": Records(PARALLEL_TIMES).runs()}
+
+
+def runner_summary(records: dict[str, dict]) -> dict:
+    """busy_wall of a `tools.run_parallel --times` file's records, with the worker counts they ran under."""
+    return {**busy_wall(records), "workers": sorted({r.get("side_by_side", 1) for r in records.values()})}
 
 
 def extra_seed_times() -> dict:
@@ -358,8 +362,7 @@ def extra_seed_times() -> dict:
     kinds: dict[str, list[float]] = {}
     for name, record in records.items():
         kinds.setdefault(name.split("@")[0], []).append(record["seconds"])
-    return {**busy_wall(records), "workers": sorted({r.get("side_by_side", 1) for r in records.values()}),
-            "seeds": sorted({s for s in map(seed_of, records) if s is not None}),
+    return {**runner_summary(records), "seeds": sorted({s for s in map(seed_of, records) if s is not None}),
             "kinds": {kind: {"stages": len(secs), "seconds": round(sum(secs), 1), "median_s": round(statistics.median(secs), 1),
                              "min_s": min(secs), "max_s": max(secs)} for kind, secs in sorted(kinds.items())}}
 
