@@ -5,42 +5,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stages.common import build_config, config_dict, load_params, require, run_stage
-from stages.fashion_cv import DenseVariant
-from stages.training import RunSettings, compile_model, history_dict, write_run
+from lib.common.core import build_config, load_params, run_stage
+from lib.train.configs import Training, check_fits, final_unit, use_backend
 
 log = logging.getLogger("stages.fashion_final")
-
-
-@dataclass(frozen=True)
-class FinalModel:
-    model: dict  # a DenseVariant: the post picks model 4, dense(256) with dropout 0.4
-    epochs: int
-
-    def __post_init__(self):
-        require(self.epochs >= 1, "epochs", self.epochs, "allowed: an integer >= 1")
-
-
-def train_final(variant: DenseVariant, settings: RunSettings, seed: int, arrays: dict, callbacks=()):
-    import keras
-
-    from stages.models import build_dense, fit_verbosity, reshuffled, seed_everything
-
-    seed_everything(seed)
-    model = build_dense(arrays["x_train"].shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2)
-    compile_model(model, settings)
-    history = model.fit(**reshuffled(arrays["x_train"], arrays["y_train"], settings.batch_size, seed), epochs=settings.epochs, callbacks=list(callbacks), verbose=fit_verbosity())
-    test_loss, test_accuracy = model.evaluate(arrays["x_test"], arrays["y_test"], batch_size=10000, verbose=0)
-    predicted = np.argmax(model.predict(arrays["x_test"], batch_size=10000, verbose=0), axis=1)
-    keras.backend.clear_session()
-    confusion = np.zeros((10, 10), dtype=int)
-    np.add.at(confusion, (arrays["y_test"], predicted), 1)
-    return history_dict(history), {"test_loss": float(test_loss), "test_accuracy": float(test_accuracy), "confusion": confusion.tolist()}
 
 
 def main(argv: list[str] | None) -> None:
@@ -51,16 +23,18 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
-    final = build_config(FinalModel, load_params(args.params, "fashion", "final"), "fashion.final")
-    variant = build_config(DenseVariant, final.model, "fashion.final.model")
-    training = load_params(args.params, "fashion", "training")
-    settings = build_config(RunSettings, {**training, "epochs": final.epochs}, "fashion.training")
+    training = build_config(Training, load_params(args.params, "training"), "training")
+    fashion = {key: load_params(args.params, "fashion", key) for key in ("final", "training")}
+    variant, settings, config = final_unit(fashion, args.seed)
     with np.load(args.data) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    settings.check_fits(len(arrays["x_train"]), "the final model trains on")
-    log.info(f"final model seed {args.seed}: {variant}, {final.epochs} epochs on {len(arrays['x_train'])} images")
-    config = {"seed": args.seed, **config_dict(variant), **config_dict(settings)}
-    metrics = write_run(args.out, lambda callbacks: train_final(variant, settings, args.seed, arrays, callbacks), config, args.model)
+    check_fits(settings.batch_size, len(arrays["x_train"]), "fashion.training.batch_size", "the images the final model trains on")
+    use_backend(training.backend)
+    from lib.train.keras_train import record, run_outputs, train_final
+
+    log.info(f"final model seed {args.seed}: {variant}, {settings.epochs} epochs on {len(arrays['x_train'])} images")
+    with run_outputs([args.out], args.model) as ([folder], model):
+        metrics = record(folder, lambda callbacks: train_final(variant, settings, args.seed, arrays, callbacks), config, model)
     log.info(f"final model seed {args.seed}: test_loss {metrics['test_loss']:.4f} test_accuracy {metrics['test_accuracy']:.4f}")
 
 

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import atomic_path, run_stage
+from lib.common.core import atomic_path, run_stage
+from lib.data.configs import CLASS_NAMES
 
 log = logging.getLogger("stages.fashion_samples")
-
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-
 
 def first_of_each_class(labels: np.ndarray) -> list[int]:
     """Index of the first training image of each class 0-9, as the post's search loop finds."""

@@ -14,67 +14,17 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, select
-from stages.idx import DataError, IdxInfo, verify_idx_gz
+from lib.common.core import DataError, atomic_path, build_config, load_params, run_stage, select
+from lib.data.configs import DatasetConfig, FetchConfig, FileSpec, dataset_config
+from lib.data.idx import IdxInfo, verify_idx_gz
 
 log = logging.getLogger("stages.fetch")
 
 MIRROR_ENV = "DATASET_MIRROR"
-FILE_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    name: str
-    sha256: str
-
-    def __post_init__(self):
-        require(
-            len(self.sha256) == 64 and all(c in "0123456789abcdef" for c in self.sha256),
-            "sha256", self.sha256, "allowed: 64 lower-case hex digits",
-        )
-        require(
-            self.name == Path(self.name).name and self.name.endswith(".gz"),
-            "name", self.name, "allowed: a plain file name ending in .gz",
-        )
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    mirror_dir: str  # the dataset's sub-directory in a user's mirror
-    files: dict
-    sources: tuple[str, ...] = ()  # fixed locations, tried after the user's mirrors
-
-    def __post_init__(self):
-        require(set(self.files) == set(FILE_ROLES), "files", sorted(self.files), f"allowed: exactly {', '.join(FILE_ROLES)}")
-
-
-@dataclass(frozen=True)
-class FetchConfig:
-    mirrors: tuple[str, ...] = ()
-    timeout_s: float = 60.0
-
-    def __post_init__(self):
-        require(self.timeout_s > 0, "timeout_s", self.timeout_s, "allowed: a number of seconds > 0")
-
-
-def dataset_config(section: dict, where: str) -> tuple[DatasetConfig, dict[str, FileSpec]]:
-    config = build_config(DatasetConfig, section, where)
-    return config, file_specs(config.files, f"{where}.files")
-
-
-def file_specs(files: dict, where: str) -> dict[str, FileSpec]:
-    """`datasets.<name>.files`: the four files by role, each a name and the SHA-256 of its content.
-    (The preprocess stage reads only this part of a dataset's section, and declares only it.)"""
-    if not isinstance(files, dict) or set(files) != set(FILE_ROLES):
-        shown = sorted(files) if isinstance(files, dict) else files
-        raise ConfigError(f"{where}: {shown!r} is not allowed; allowed: exactly {', '.join(FILE_ROLES)}")
-    return {role: build_config(FileSpec, files[role], f"{where}.{role}") for role in FILE_ROLES}
 
 
 def _is_url(source: str) -> bool:

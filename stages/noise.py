@@ -4,34 +4,21 @@ The post trains on clean images and evaluates on `x_test = np.random.normal(x_te
 draw in every run, so a row's spread over runs includes the noise. Each seed S gets its own
 draw (numpy's `default_rng(S)`) from the `mnist_tips.noise.source` prepared file; the training
 arrays and labels are copied unchanged. `dvc.yaml` runs one stage per seed, writing
-data/prepared/seed<S>/mnist_tips_noisy.npz (stages/layout.py).
+data/prepared/seed<S>/mnist_tips_noisy.npz (lib/common/paths.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage
+from lib.common.core import ConfigError, atomic_path, build_config, load_params, run_stage
+from lib.data.configs import NoiseConfig
 
 log = logging.getLogger("stages.noise")
-
-
-@dataclass(frozen=True)
-class NoiseConfig:
-    source: str  # the `preprocess` variant whose arrays are copied and whose test set is drawn from
-    test_std: float = 1.0  # each test pixel ~ normal(mean=pixel, std), as np.random.normal(x_test)
-
-    def __post_init__(self):
-        require(self.test_std >= 0, "test_std", self.test_std, "allowed: a number >= 0 (0 keeps the test set clean)")
-
-
-def noise_config(params: Path) -> NoiseConfig:
-    return build_config(NoiseConfig, load_params(params, "mnist_tips", "noise"), "mnist_tips.noise")
 
 
 def add_test_noise(x: np.ndarray, std: float, seed: int) -> np.ndarray:
@@ -49,7 +36,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
 
-    config = noise_config(args.params)
+    config = build_config(NoiseConfig, load_params(args.params, "mnist_tips", "noise"), "mnist_tips.noise")
     if args.data.stem != config.source:
         raise ConfigError(f"mnist_tips.noise.source: {config.source!r} is not allowed; allowed: {args.data.stem!r}, the file --data names ({args.data})")
     if not args.data.is_file():

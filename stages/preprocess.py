@@ -10,35 +10,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stages.common import ConfigError, atomic_path, build_config, load_params, require, run_stage, select
-from stages.fetch import FILE_ROLES, file_specs
-from stages.idx import DataError, read_idx_gz
+from lib.common.core import ConfigError, DataError, atomic_path, build_config, load_params, run_stage, select
+from lib.data.configs import FILE_ROLES, NUM_CLASSES, PreprocessConfig, file_specs
+from lib.data.idx import read_idx_gz
 
 log = logging.getLogger("stages.preprocess")
-
-NUM_CLASSES = 10
-LABEL_ENCODINGS = ("integer", "one_hot")
-
-
-@dataclass(frozen=True)
-class PreprocessConfig:
-    dataset: str
-    scale: bool = True  # divide by 255, as both posts do; false keeps raw 0-255 values
-    train_limit: int | None = None  # keep the first N training images (None: all)
-    labels: str = "integer"
-    flatten: bool = False  # images as 784-vectors (MNIST tips) instead of 28x28
-    channel_axis: bool = False  # add a trailing axis of 1 for Conv2D
-
-    def __post_init__(self):
-        require(self.labels in LABEL_ENCODINGS, "labels", self.labels, f"allowed: {', '.join(LABEL_ENCODINGS)}")
-        require(self.train_limit is None or self.train_limit >= 1, "train_limit", self.train_limit, "allowed: null or an integer >= 1")
-        require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis, "allowed: false when flatten is true")
-
 
 def transform_images(images: np.ndarray, config: PreprocessConfig) -> np.ndarray:
     x = images.astype("float32")

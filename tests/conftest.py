@@ -77,6 +77,18 @@ def write_params(path: Path, dataset: dict, mirrors: list[str], preprocess: dict
     return path
 
 
+PIPELINE_FIXTURES = {"smoke", "real_pipeline", "served_mirror"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that runs the real pipeline through DVC (it uses one of PIPELINE_FIXTURES, or says so
+    with the marker) is marked `pipeline`: `python -m pytest -m "not pipeline"` runs the unit
+    tests alone, in seconds."""
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+
+
 @pytest.fixture
 def no_env_mirror(monkeypatch):
     """Tests of the fetch logic must not pick up the developer's or CI's DATASET_MIRROR."""

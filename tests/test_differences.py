@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from stages.claims import load_references, load_tables
-from stages.common import ConfigError
-from stages.claims import Outcome
-from stages.report import differences_section, fill, load_differences, other_tables, verdicts_record
+from lib.results.claims import load_references, load_tables
+from lib.common.core import ConfigError, load_params
+from lib.results.claims import Outcome
+from lib.results.render import differences_section, fill, verdicts_record
+from stages.report import load_differences, other_tables
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch": {"absolute": 3}}
@@ -77,7 +78,7 @@ def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results(
     references = load_references([f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"])
     tables.update(other_tables([f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json", f"fashion={ROOT}/reports/fashion_jax_cpu.json",
                                 f"fashion_replayed={ROOT}/reports/fashion_jax_cpu_replayed.json"],
-                               ROOT / "params.yaml", tables, references))
+                               load_params(ROOT / "params.yaml", "fashion"), tables, references))
     entries = load_differences(ROOT / "reference/differences.yaml")
     assert entries
     for entry in entries:

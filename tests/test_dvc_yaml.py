@@ -1,6 +1,7 @@
 """dvc.yaml against the code: every stage declares each project module its command imports
-(directly or through other modules, at any depth, lazy imports included), and no module it
-does not import; each training unit's `outs` is the run folder stages/layout.py names."""
+(directly or through other modules, at any depth, lazy imports included), as the file or as a
+folder of lib/ holding it, and nothing it does not import; each training unit's `cmd` and `outs`
+name the paths lib/common/paths.py gives; results code and training code stay apart."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import layout
+from lib.common import paths
 from tests.conftest import ROOT, dvc
 
-PACKAGES = ("stages", "tools", "benchmarks")
+PACKAGES = ("lib", "stages", "tools", "benchmarks")
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
@@ -65,10 +66,14 @@ def stage_module(cmd: str) -> str:
     return words[2]
 
 
-def missing_and_extra(stage) -> tuple[set[str], set[str]]:
-    imported = project_imports(stage_module(stage.cmd))
-    declared = {str(dep.def_path) for dep in stage.deps if str(dep.def_path).endswith(".py")}
-    return imported - declared, declared - imported
+def missing_and_extra(stage, root: Path = ROOT) -> tuple[set[str], set[str]]:
+    """The imported project files no declared file or folder covers, and the declared code (files,
+    and folders of lib/) none of whose files is imported."""
+    imported = project_imports(stage_module(stage.cmd), root)
+    code = [str(dep.def_path) for dep in stage.deps if str(dep.def_path).endswith(".py") or str(dep.def_path).startswith("lib/")]
+    covered = {path for path in imported if any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in code)}
+    extra = {dep for dep in code if not any(path == dep or path.startswith(dep.rstrip("/") + "/") for path in imported)}
+    return imported - covered, extra
 
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -108,37 +113,50 @@ def test_import_scan_sees_transitive_and_lazy_imports(tmp_path):
 
 
 def test_removing_a_dependency_line_fails_the_check(stages):
-    """Breaking a dependency on purpose must be caught: drop `stages/common.py` from one stage."""
-    stage = next(s for s in stages if s.addressing == "fashion_cv@dense64-0-0")
-    stage.deps = [d for d in stage.deps if str(d.def_path) != "stages/common.py"]
+    """Breaking a dependency on purpose must be caught: drop `lib/common` from one stage."""
+    stage = next(s for s in stages if s.addressing == "fashion_cv@dense64-0")
+    stage.deps = [d for d in stage.deps if str(d.def_path) != "lib/common"]
     missing, extra = missing_and_extra(stage)
-    assert missing == {"stages/common.py"} and not extra
+    assert missing == {"lib/common/core.py", "lib/common/paths.py"} and not extra
 
 
-def test_training_units_write_where_layout_says(stages):
+def test_no_training_unit_imports_results_code_and_no_table_imports_keras_code(stages):
+    """The layout's rule: a unit imports only what can change its result; the tables, the report
+    and the params check import the Keras-free configs, never the training core."""
+    units = [s for s in stages if paths.parse_unit(s.addressing)]
+    assert len(units) == len(stages) - sum(1 for s in stages if "@" not in s.addressing) - sum(
+        1 for s in stages if s.addressing.split("@")[0] in ("fetch", "preprocess", "noise"))
+    for stage in units:
+        assert not any(p.startswith("lib/results/") for p in project_imports(stage_module(stage.cmd))), stage.addressing
+    for stage in stages:
+        if stage.addressing in ("check_params", "mnist_tips_table", "fashion_table", "report", "fashion_samples"):
+            assert "lib/train/keras_train.py" not in project_imports(stage_module(stage.cmd)), stage.addressing
+
+
+def test_training_units_are_named_and_write_where_paths_says(stages):
     expected = {}
     for stage in stages:
-        name, _, key = stage.addressing.partition("@")
-        parts = key.split("-")
-        if name.startswith("mnist_tips") and key:
-            expected[stage.addressing] = layout.mnist_tips_run(layout.MNIST_TIPS_RUNS, parts[0], int(parts[1]))
-        elif name == "fashion_cv":
-            variant, seed, fold = key.rsplit("-", 2)
-            expected[stage.addressing] = layout.fashion_cv_run(layout.FASHION_RUNS, variant, int(seed), int(fold))
-        elif name == "fashion_final":
-            expected[stage.addressing] = layout.fashion_final_run(layout.FASHION_RUNS, int(key))
-        elif name == "fashion_cnn":
-            expected[stage.addressing] = layout.fashion_cnn_run(layout.FASHION_RUNS, int(key))
+        unit = paths.parse_unit(stage.addressing)
+        if unit is None:
+            continue
+        kind, variant, seed = unit["kind"], unit["variant"], unit["seed"]
+        assert paths.unit_name(kind, seed, variant, unit["group"]) == stage.addressing
+        expected[stage.addressing] = {"mnist_tips": lambda: paths.mnist_tips_run(variant, seed),
+                                      "fashion_cv": lambda: paths.fashion_cv_seed(variant, seed),
+                                      "fashion_final": lambda: paths.fashion_final_run(seed),
+                                      "fashion_cnn": lambda: paths.fashion_cnn_run(seed)}[kind]()
     tips, fashion = PARAMS["mnist_tips"], PARAMS["fashion"]
-    assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (
-        len(fashion["variants"]) * len(fashion["cross_validation"]["folds"]) + 2)  # + final + CNN
+    # One stage per MNIST row and seed, per dense variant and seed (its folds inside), + final + CNN.
+    assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (len(fashion["variants"]) + 2)
+    assert sum(name.startswith("fashion_cv@") for name in expected) == len(fashion["variants"]) * len(fashion["seeds"]) == 80
     for stage in stages:
         if stage.addressing in expected:
             run = expected[stage.addressing]
             # The units that keep their trained model save it at the run folder's place under models/.
-            model = [] if stage.addressing.startswith("fashion_cv") else [f"models/{run.relative_to('reports/runs')}.keras"]
+            model = [] if stage.addressing.startswith("fashion_cv") else [str(paths.model_file(run))]
             assert [str(o.def_path) for o in stage.outs] == [str(run), *model], stage.addressing
             assert f"--out {run}" in stage.cmd and all(f"--model {m}" in stage.cmd for m in model)
+            assert all(o.persist for o in stage.outs), f"{stage.addressing}: an output DVC would delete before the unit runs"
 
 
 def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(stages):
@@ -150,27 +168,38 @@ def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(st
     assert len(units) == len(PARAMS["mnist_tips"]["variants"]) * len(seeds) and sorted(noise) == sorted(f"noise@{s}" for s in seeds)
     for name, stage in units.items():
         group, _, key = name.partition("@")
-        data = layout.prepared_file(layout.PREPARED, group, int(key.rsplit("-", 1)[1]))
+        data = paths.prepared_file(group, int(key.rsplit("-", 1)[1]))
         assert f"--data {data} " in stage.cmd and str(data) in [str(d.def_path) for d in stage.deps], name
     for name, stage in noise.items():
-        assert [str(o.def_path) for o in stage.outs] == [str(layout.prepared_file(layout.PREPARED, layout.NOISY, int(name[6:])))]
+        assert [str(o.def_path) for o in stage.outs] == [str(paths.prepared_file(paths.NOISY, int(name[6:])))]
 
 
-def test_editing_a_shared_module_makes_every_stage_stale(smoke):
-    """The point of the declarations: a one-line edit of stages/common.py, which every stage
-    imports, must put every stage of the smoke pipeline out of date (and only until undone)."""
-    project = smoke["path"]
-    common = project / "stages" / "common.py"
-    source = common.read_text()
-    all_stages = {line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if line.strip()}
+def _stale_after_editing(project: Path, module: str) -> set[str]:
+    """The stages `dvc status` lists after a one-line edit of `module` (undone afterwards)."""
+    path = project / module
+    source = path.read_text()
     assert "up to date" in dvc(["status"], project).stdout
     try:
-        common.write_text(source + "# an edit\n")
-        stale = set(json.loads(dvc(["status", "--json"], project).stdout))
+        path.write_text(source + "# an edit\n")
+        return set(json.loads(dvc(["status", "--json"], project).stdout))
     finally:
-        common.write_text(source)
-    assert stale == all_stages and len(stale) > 20
-    assert "up to date" in dvc(["status"], project).stdout
+        path.write_text(source)
+        assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_an_edit_reruns_exactly_the_stages_that_import_it(smoke):
+    """The point of the declarations and the layout: an edit of lib/common/core.py, which every
+    stage imports, puts every stage of the smoke pipeline out of date; an edit of results code
+    (rendering, claims, figures) only the table and report stages, retraining nothing; an edit of
+    the training core every training unit and nothing else."""
+    project = smoke["path"]
+    all_stages = {line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if line.strip()}
+    units = {stage for stage in all_stages if paths.parse_unit(stage)}
+    assert _stale_after_editing(project, "lib/common/core.py") == all_stages and len(all_stages) > 20
+    results = {"mnist_tips_table", "fashion_table", "report"}
+    for module in ("lib/results/render.py", "lib/results/claims.py", "lib/results/figures.py"):
+        assert _stale_after_editing(project, module) == results, module
+    assert _stale_after_editing(project, "lib/train/keras_train.py") == units and len(units) == 16
 
 
 def test_every_stage_runs_after_the_params_check(stages):

@@ -1,20 +1,19 @@
-"""Fashion-MNIST stages: the post's fold slicing and overfitting rule pinned on hand-made
+"""Fashion-MNIST units and tables: the post's fold slicing and overfitting rule pinned on hand-made
 inputs, curve averaging, and the models' training on tiny data where the answer is known."""
 
 
 import numpy as np
 import pytest
 
-from stages.common import ConfigError, build_config
-from stages.fashion_cnn import build_cnn
-from stages.fashion_cv import CrossValidation, DenseVariant, fold_indices, train_fold
+from lib.common.core import ConfigError, build_config
+from lib.common.paths import fashion_cv_run
+from lib.results.figures import plot_curves, plot_warning_epochs
+from lib.results.render import render_sections
+from lib.results.runs import read_curves, summarize_cv, warning_epochs
+from lib.results.stats import mean_curves, mean_std, overfitting_warning, seed_summary, warning_summary
+from lib.train.configs import CrossValidation, DenseVariant, OverfittingRule, RunSettings
+from lib.train.keras_train import LiveLogger, build_cnn, fold_indices, train_fold
 from stages.fashion_samples import first_of_each_class
-from stages.claims import seed_summary
-from stages.common import mean_std
-from stages.fashion_table import (OverfittingRule, mean_curves, overfitting_warning, plot_curves, plot_warning_epochs, render_sections, summarize_cv,
-                                  warning_epochs, warning_summary)
-from stages.layout import fashion_cv_run
-from stages.training import RunSettings
 
 RULE = OverfittingRule(patience=10, min_decrease=0.02)
 
@@ -127,8 +126,7 @@ def test_cnn_has_the_posts_layers_and_parameter_count():
 
 def test_bad_fashion_settings_name_the_key():
     cases = [
-        (CrossValidation, {"k": 1, "folds": [0]}, "k"),
-        (CrossValidation, {"k": 5, "folds": [5]}, "folds"),
+        (CrossValidation, {"k": 1}, "k"),
         (DenseVariant, {"hidden_units": [64], "l2": -0.1}, "l2"),
         (DenseVariant, {"hidden_units": [64], "dropout_rate": 1.5}, "dropout_rate"),
         (RunSettings, {"epochs": 0, "batch_size": 128}, "epochs"),
@@ -137,6 +135,9 @@ def test_bad_fashion_settings_name_the_key():
     for cls, section, key in cases:
         with pytest.raises(ConfigError, match=rf"fashion\.x\.{key}"):
             build_config(cls, section, "fashion.x")
+    # A unit trains every fold: the fold list of the per-fold stages is gone, and refused by name.
+    with pytest.raises(ConfigError, match=r"fashion\.x: unknown key\(s\) folds; allowed: k"):
+        build_config(CrossValidation, {"k": 5, "folds": [5]}, "fashion.x")
 
 
 def test_first_image_of_each_class():
@@ -157,13 +158,20 @@ U_SHAPE = [1.0, 0.8, 0.6, 0.5, 0.45, 0.46, 0.48, 0.5, 0.55, 0.6, 0.62, 0.66, 0.7
 
 
 def write_fold(runs, variant, seed, fold, val_loss, val_accuracy):
+    """A fold folder as a unit records it: the curves through the units' dvclive logger, the metrics."""
     import json
 
-    folder = fashion_cv_run(runs, variant, seed, fold)
+    from dvclive import Live
+
+    folder = fashion_cv_run(variant, seed, fold, runs)
     folder.mkdir(parents=True)
     n = len(val_loss)
     history = {"loss": [0.5] * n, "accuracy": [0.8] * n, "val_loss": list(val_loss), "val_accuracy": list(val_accuracy)}
-    (folder / "history.json").write_text(json.dumps(history))
+    with Live(dir=str(folder / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        logger = LiveLogger(live)
+        for epoch in range(n):
+            logger.on_epoch_end(epoch, {name: values[epoch] for name, values in history.items()})
+    assert read_curves(folder) == history  # what the tables read is what the units logged, value for value
     (folder / "metrics.json").write_text(json.dumps({"epochs_run": n}))
 
 
@@ -177,8 +185,7 @@ def test_cross_validation_summary_and_rendered_rows_on_hand_made_folds(tmp_path)
             accuracy = [0.5] * n
             accuracy[warn] = acc + 0.02 * seed  # fold mean at the warning: 0.85 (seed 0), 0.87 (seed 1)
             write_fold(tmp_path, "dense64", seed, fold, [v + shift for v in curve], accuracy)
-    cv = CrossValidation(k=2, folds=(0, 1))
-    summary, curves = summarize_cv(tmp_path, ["dense64"], [0, 1], cv, RULE)
+    summary, curves = summarize_cv(["dense64"], [0, 1], 2, RULE, tmp_path)
     entry = summary["dense64"]
     assert entry["warned_seeds"] == 2
     assert entry["epoch"] == {"mean": 5.5, "std": pytest.approx(0.707107, abs=1e-6), "seeds": 2, "values": [5, 6]}

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from stages import fetch
-from stages.idx import DataError, read_idx_gz
+from lib.common.core import DataError
+from lib.data.idx import read_idx_gz
 from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_mirror, write_params
 
 pytestmark = pytest.mark.usefixtures("no_env_mirror")

@@ -6,7 +6,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from stages.idx import DataError, expected_ndim, inspect_idx_gz, read_idx_gz, verify_idx_gz
+from lib.common.core import DataError
+from lib.data.idx import expected_ndim, inspect_idx_gz, read_idx_gz, verify_idx_gz
 from tests.conftest import idx_bytes, write_idx_gz
 
 

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from stages.claims import check, interval_verdict, post_rank, prediction_interval
+from lib.results.claims import check
+from lib.results.stats import interval_verdict, post_rank, prediction_interval
 
 T_975 = {2: 4.3026527, 9: 2.2621572}  # Student's t quantiles, as printed in tables (7 decimals)
 

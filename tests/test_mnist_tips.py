@@ -1,4 +1,4 @@
-"""MNIST tips stage: its config checks, the Keras-2 loss, and training on tiny data where the
+"""MNIST tips unit: its config checks, the Keras-2 loss, and training on tiny data where the
 answer is known (a separable problem is learned; the same seed gives the same numbers)."""
 
 import json
@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from stages.common import ConfigError, build_config
-from stages.mnist_tips import TipsVariant, train_and_evaluate
-from stages.common import mean_std
-from stages.mnist_tips_table import collect, render_table
-from stages.models import build_dense, clipped_categorical_crossentropy
-from stages.idx import DataError
+from lib.common.core import ConfigError, DataError, build_config
+from lib.results.render import render_table
+from lib.results.runs import collect_tips
+from lib.results.stats import mean_std
+from lib.train.configs import TipsVariant
+from lib.train.keras_train import build_dense, clipped_categorical_crossentropy, train_tips
 
 BASE = {
     "hidden_units": [16],
@@ -23,6 +23,12 @@ BASE = {
     "batch_size": 20,
     "epochs": 15,
 }
+
+
+def train_and_evaluate(variant, seed, arrays) -> dict:
+    """The unit's core, its curves as `history` beside its final metrics."""
+    curves, metrics = train_tips(variant, seed, arrays)
+    return {**metrics, "history": curves}
 
 
 def variant(**overrides):
@@ -65,7 +71,7 @@ def test_speed_settings_keep_the_posts_training(arrays):
     """Steps per execution and the one-batch test evaluation change speed, not the run: the
     post's plain compile/fit with the same seed and the same data order (reshuffled each epoch)
     gives the same curves (up to float rounding)."""
-    from stages.models import build_dense, make_loss, make_optimizer, reshuffled, seed_everything
+    from lib.train.keras_train import build_dense, make_loss, make_optimizer, reshuffled, seed_everything
 
     short = variant(epochs=4, batch_size=7, learning_rate=0.003)  # 29 steps an epoch, the last one short
     ours = train_and_evaluate(short, 5, arrays)
@@ -133,7 +139,7 @@ def test_summary_and_table(tmp_path):
         run = tmp_path / "mse" / f"seed{seed}"
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"train_accuracy": train, "test_accuracy": test}))
-    summary = collect(tmp_path, ["mse"], [0, 1])
+    summary = collect_tips(["mse"], [0, 1], tmp_path)
     assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2, "values": [0.8, 0.84]}
     tolerance = {"accuracy": {"absolute": 0.02}}
     table = render_table(summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, tolerance, [0, 1], "after 2 epochs")
@@ -145,4 +151,4 @@ def test_summary_and_table(tmp_path):
     assert "Accuracy from `evaluate` after 2 epochs, mean ± sample std over 2 seed(s) (0, 1)" in table
     assert mean_std([0.5])["std"] == 0.0
     with pytest.raises(DataError, match="seed2/metrics.json: missing"):
-        collect(tmp_path, ["mse"], [0, 1, 2])
+        collect_tips(["mse"], [0, 1, 2], tmp_path)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = r'''
 import json, sys
 import numpy as np, keras
-from stages.models import reshuffled, seed_everything
+from lib.train.keras_train import reshuffled, seed_everything
 from tools.run_variants import replay_order_callback
 
 how, seed = sys.argv[1], int(sys.argv[2])

@@ -1,11 +1,13 @@
 """End to end: fetch and preprocess of the real MNIST and Fashion-MNIST through `dvc repro`
 in a scratch copy of the project, checked against known facts about the datasets."""
 
+import re
+
 import numpy as np
 import pytest
 
-from stages.idx import read_idx_gz
-from stages.layout import PREPARED, prepared_file
+from lib.data.idx import read_idx_gz
+from lib.common.paths import PREPARED, prepared_file
 from stages.noise import add_test_noise
 from tests.conftest import dvc, real_mirror
 
@@ -18,7 +20,7 @@ def raw_array(pipeline, dataset, role):
 
 
 def prepared(pipeline, variant, seed=0):
-    with np.load(prepared_file(pipeline["path"] / PREPARED, variant, seed)) as arrays:
+    with np.load(prepared_file(variant, seed, pipeline["path"] / PREPARED)) as arrays:
         return {k: arrays[k] for k in arrays.files}
 
 
@@ -105,3 +107,39 @@ def test_fashion_variants(real_pipeline, variant, x_shape):
     assert arrays["x_train"].shape == (60000, *x_shape) and arrays["x_test"].shape == (10000, *x_shape)
     assert arrays["y_train"].dtype == np.int64 and np.bincount(arrays["y_train"]).tolist() == [6000] * 10
     assert 0.0 <= arrays["x_train"].min() and arrays["x_train"].max() == 1.0
+
+
+def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
+    """`dvc exp run -S training.backend=jax` retrains every training unit, and nothing before them,
+    on Keras's JAX backend with TensorFlow unimportable; the tables and the report name the backend
+    the units recorded. The old way, KERAS_BACKEND in the environment, is refused with a message."""
+    import json
+
+    from tests.conftest import restore_committed
+
+    project, env = smoke["path"], smoke["env"]
+    blocked = tmp_path / "no-tensorflow" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text('raise ImportError("TensorFlow is blocked: no stage may need it on JAX")\n')
+    units = [line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if "@" in line.split()[0]
+             and line.split("@")[0] not in ("fetch", "preprocess", "noise")]
+    try:
+        out = dvc(["exp", "run", "--name", "on-jax", "-S", "training.backend=jax"], project,
+                  env={**env, "PYTHONPATH": str(blocked.parent)}).stdout
+        ran = set(re.findall(r"Running stage '([^']+)'", out))
+        assert set(units) <= ran and len(units) == 16, out
+        assert not {s for s in ran if s.split("@")[0] in ("fetch", "preprocess", "noise")}, out
+        configs = list((project / "reports/runs").rglob("config.json"))
+        assert configs and {json.loads(p.read_text())["backend"] for p in configs} == {"jax"}
+        assert "| this pipeline (JAX) |" in (project / "reports/mnist_tips/table.md").read_text()
+        assert "trained with Keras 3 on JAX." in (project / "reports/README.md").read_text()
+    finally:
+        restore_committed(project)
+        dvc(["exp", "remove", "--all-commits"], project, check=False)
+    before = (project / "reports/runs/mnist_tips/deep_relu/seed0/metrics.json").read_bytes()
+    refused = dvc(["repro", "--force", "--single-item", "mnist_tips@deep_relu-0"], project,
+                  env={**env, "KERAS_BACKEND": "jax"}, check=False)
+    assert refused.returncode != 0
+    assert "error: KERAS_BACKEND=jax is set, but training.backend is 'tensorflow'" in refused.stdout + refused.stderr
+    assert (project / "reports/runs/mnist_tips/deep_relu/seed0/metrics.json").read_bytes() == before
+    assert "up to date" in dvc(["status"], project).stdout

@@ -12,6 +12,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.pipeline  # drives DVC and a browser on a project of its own
+
 from tests.conftest import dvc, run
 
 CHROMIUM_FLAGS = [

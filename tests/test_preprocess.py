@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from stages import fetch, noise, preprocess
-from stages.common import ConfigError, build_config
-from stages.idx import DataError
+from lib.common.core import ConfigError, build_config
+from lib.common.core import DataError
 from stages.noise import add_test_noise
-from stages.preprocess import PreprocessConfig, encode_labels, transform_images
+from lib.data.configs import PreprocessConfig
+from stages.preprocess import encode_labels, transform_images
 from tests.conftest import FILE_NAMES, tiny_arrays, write_mirror, write_params
 
 pytestmark = pytest.mark.usefixtures("no_env_mirror")

@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import yaml
 
-from stages.common import ConfigError
-from stages.layout import FASHION_RUNS, MNIST_TIPS_RUNS, fashion_cv_run, mnist_tips_run
+from lib.common.core import ConfigError
+from lib.common.paths import fashion_cv_seed, mnist_tips_run
 from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_training
 
 # ---------------------------------------------------------------------------------------------
@@ -63,7 +63,7 @@ def tips_argv(tmp: Path, variant: str = "deep_relu") -> list[str]:
 
 
 def cv_argv(tmp: Path, variant: str = "dense64") -> list[str]:
-    return ["--variant", variant, "--seed", "0", "--fold", "0", "--data", str(tiny_npz(tmp / "dense.npz", "dense")), "--out", str(tmp / "out" / "run")]
+    return ["--variant", variant, "--seed", "0", "--data", str(tiny_npz(tmp / "dense.npz", "dense")), "--out", str(tmp / "out" / "run")]
 
 
 def final_argv(tmp: Path) -> list[str]:
@@ -108,7 +108,8 @@ BAD_PARAMS = [
     ("batch above a fold", "fashion_cv", cv_argv, "fashion.training.batch_size", 128, "128 is not allowed; allowed: at most 40, the images a fold trains on"),
     ("training optimizer", "fashion_cv", cv_argv, "fashion.training.optimizer", "rmsprop", "'rmsprop' is not allowed; allowed: adam, sgd"),
     ("training epochs 0", "fashion_cv", cv_argv, "fashion.training.epochs", 0, "0 is not allowed; allowed: an integer >= 1"),
-    ("fold outside k", "fashion_cv", cv_argv, "fashion.cross_validation.folds", [0, 5], "[0, 5] is not allowed; allowed: distinct fold numbers 0-4"),
+    ("unknown cross-validation key", "fashion_cv", cv_argv, "fashion.cross_validation.folds", [0, 5], "unknown key(s) folds; allowed: k"),
+    ("unknown backend", "fashion_cv", cv_argv, "training.backend", "torch", "'torch' is not allowed; allowed: tensorflow, jax"),
     ("final batch above the data", "fashion_final", final_argv, "fashion.training.batch_size", 128, "128 is not allowed; allowed: at most 50, the images the final model trains on"),
     ("final epochs 0", "fashion_final", final_argv, "fashion.final.epochs", 0, "0 is not allowed; allowed: an integer >= 1"),
     ("cnn dropout 1", "fashion_cnn", cnn_argv, "fashion.cnn.dropout_rate", 1.0, "1.0 is not allowed; allowed: 0 <= dropout_rate < 1"),
@@ -144,7 +145,7 @@ def test_bad_params_table_is_large_enough():
 
 
 def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
-    from stages.run_guard import check_unchanged_since_start, differences
+    from lib.results.guards import check_unchanged_since_start, differences
 
     started = {"fashion": {"training": {"epochs": 40, "learning_rate": 0.001}, "seeds": [0, 1]}, "fetch": {"timeout_s": 300}}
     now = copy.deepcopy(started)
@@ -170,7 +171,7 @@ def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
 
 
 def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
-    from stages.run_guard import check_trained_with
+    from lib.results.guards import check_trained_with
 
     (tmp_path / "config.json").write_text(json.dumps({"hidden_units": [64], "dropout_rate": 0.0, "learning_rate": 0.001, "seed": 0}))
     check_trained_with(tmp_path, {"hidden_units": [64], "dropout_rate": 0, "learning_rate": 0.001}, "fashion_cv@dense64-0-0")
@@ -181,7 +182,7 @@ def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
 
 
 def test_a_table_refuses_units_from_two_keras_backends():
-    from stages.run_guard import check_one_backend
+    from lib.results.guards import check_one_backend
 
     assert check_one_backend({"a": {"backend": "jax"}, "b": {"backend": "jax"}}) == "jax"
     units = {"mnist_tips@deep_relu-0": {"backend": "tensorflow"}, "mnist_tips@deep_relu-1": {"backend": "jax"},
@@ -213,18 +214,22 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _unit_dir(project: Path, stage: str) -> Path:
-    variant, seed, fold = stage.split("@")[1].rsplit("-", 2)
-    return project / fashion_cv_run(FASHION_RUNS, variant, seed, fold)
+    """A `fashion_cv@<variant>-<seed>` unit's folder (its fold folders inside)."""
+    variant, seed = stage.split("@")[1].rsplit("-", 1)
+    return project / fashion_cv_seed(variant, int(seed))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
-    """Kill `dvc repro` (its whole process group, as Ctrl-C or an OOM kill would) while the
-    second training unit trains; the next repro reruns only what did not finish, and every
-    result equals the uninterrupted run's (the smoke project's committed one), byte for byte."""
+def test_interrupted_repro_keeps_the_committed_results_and_resumes(smoke, sig):
+    """Kill `dvc repro --force` (its whole process group, as Ctrl-C or an OOM kill would) while the
+    second training unit trains: the killed unit's committed run folder and its dvc.lock entry stay
+    as they were (its outputs persist, and the unit replaces them only when it succeeds); the
+    finished unit was rewritten with the same bytes; nothing is left to rerun, and a forced rerun
+    of the killed unit gives the committed bytes again."""
     project, env = smoke["path"], smoke["env"]
-    units = ["fashion_cv@dense64-0-0", "fashion_cv@dense64-0-1"]
+    units = ["fashion_cv@dense64-0", "fashion_cv@dense64-1"]
     uninterrupted = {unit: _snapshot(_unit_dir(project, unit)) for unit in units}
+    lock = (project / "dvc.lock").read_bytes()
     try:
         proc = start_dvc(["repro", "--force", "--single-item", *units], project, env)
         try:
@@ -236,18 +241,20 @@ def test_interrupted_repro_resumes_and_matches_an_uninterrupted_run(smoke, sig):
             proc.wait(timeout=120)
         assert proc.returncode != 0
         assert [finished, killed] == units
-        # Nothing half-done where a later stage or DVC would take it as finished: DVC removed the
-        # killed unit's output before starting it, and the stage never moves a partial one there.
-        assert not _unit_dir(project, killed).exists(), "the unit finished before the signal came"
-        status = dvc(["status", *units], project).stdout
-        assert killed in status and "deleted" in status
-
-        resumed = dvc(["repro", "--single-item", *units], project, env=env).stdout
-        assert f"Stage '{finished}' didn't change, skipping" in resumed  # not retrained
-        assert f"Running stage '{killed}'" in resumed
-        assert "up to date" in dvc(["status", *units], project).stdout
         assert {unit: _snapshot(_unit_dir(project, unit)) for unit in units} == uninterrupted
-        assert not list((project / "reports/runs/fashion/cv").rglob("*.tmp")), "a temporary of the killed unit was left behind"
+        assert (project / "dvc.lock").read_bytes() == lock
+        leftovers = list((project / "reports/runs/fashion/cv").rglob("*.tmp"))
+        # A Ctrl-C lets the unit remove its temporary; after a SIGKILL it stays, beside the outputs,
+        # ignored by git and DVC, until the unit next runs.
+        assert not leftovers if sig == signal.SIGINT else len(leftovers) <= 1, leftovers
+        assert "up to date" in dvc(["status"], project).stdout
+        resumed = dvc(["repro", "--single-item", *units], project, env=env).stdout
+        assert f"Stage '{finished}' didn't change, skipping" in resumed and f"Stage '{killed}' didn't change, skipping" in resumed
+        rerun = dvc(["repro", "--force", "--single-item", killed], project, env=env).stdout
+        assert f"Running stage '{killed}'" in rerun
+        assert {unit: _snapshot(_unit_dir(project, unit)) for unit in units} == uninterrupted
+        assert (project / "dvc.lock").read_bytes() == lock
+        assert not list((project / "reports/runs/fashion/cv").rglob("*.tmp")), "the rerun left a temporary behind"
     finally:
         restore_committed(project)
     assert "up to date" in dvc(["status"], project).stdout
@@ -264,7 +271,7 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
     import psutil
 
     project, env = smoke["path"], {**smoke["env"], "SHELL": "/bin/sh"}
-    unit = "fashion_cv@dense64-0-0"
+    unit = "fashion_cv@dense64-0"
     params = (project / "params.yaml").read_text()
     assert "epochs: 24" in params
     (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5000", 1))  # far longer than the test waits
@@ -289,7 +296,7 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
         (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5", 1))
         dvc(["repro", "--single-item", unit], project, env=env)
         time.sleep(2)  # time for an orphan, were there one, to write
-        config = json.loads((_unit_dir(project, unit) / "config.json").read_text())
+        config = json.loads((_unit_dir(project, unit) / "fold0" / "config.json").read_text())
         assert config["epochs"] == 5  # the rerun's result, not the cancelled run's
         assert "up to date" in dvc(["status", unit], project).stdout
     finally:
@@ -309,7 +316,8 @@ def _name_with_commands(p):
 
 
 BAD_PIPELINE_PARAMS = [
-    ("a misspelled section", lambda p: p.update(fashon={"seeds": [0]}), "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, mnist_tips, fashion"),
+    ("a misspelled section", lambda p: p.update(fashon={"seeds": [0]}),
+     "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, training, mnist_tips, fashion"),
     ("seed beside seeds", lambda p: p["fashion"].update(seed=[3]), "error: fashion: unknown key(s) seed; allowed: seeds, training,"),
     ("a variant name with shell commands", _name_with_commands, "error: mnist_tips.variants: the name 'adam;touch PWNED;x' is not allowed; allowed: letters, digits and _"),
     ("a variant name with a space", lambda p: p["fashion"]["variants"].update({"dense 64": {"hidden_units": [8]}}), "error: fashion.variants: the name 'dense 64' is not allowed"),
@@ -356,9 +364,9 @@ def test_a_refused_experiment_value_costs_nothing(smoke):
 def test_second_repro_is_locked_out_and_corrupts_nothing(smoke):
     project = smoke["path"]
     before = _snapshot(project / "reports")
-    # Four of the eight folds: the first repro holds them for about 30 s after the first one
+    # Two units of two folds each: the first repro holds them for about 30 s after the first one
     # starts training, several times what the second takes to reach the first of them.
-    units = [f"fashion_cv@dense64-{seed}-{fold}" for seed in (0, 1) for fold in (0, 1)]
+    units = [f"fashion_cv@dense64-{seed}" for seed in (0, 1)]
     proc = start_dvc(["repro", "--force", "--single-item", *units], smoke["path"], smoke["env"])
     try:
         wait_for_training(proc, 1)
@@ -459,7 +467,7 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
     it did not train with: see the run_guard tests above.)"""
     project, env = smoke["path"], smoke["env"]
     before = _snapshot(project / "reports")
-    unit, unit_dir = "mnist_tips@deep_relu-0", project / mnist_tips_run(MNIST_TIPS_RUNS, "deep_relu", 0)
+    unit, unit_dir = "mnist_tips@deep_relu-0", project / mnist_tips_run("deep_relu", 0)
     try:
         first = start_dvc(["exp", "run", "--name", "first", "-S", "mnist_tips.variants.deep_relu.epochs=20"], project, env)
         try:
@@ -474,8 +482,8 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
         if f"failed to reproduce '{unit}'" in rest:
             # The usual order: the checkout lands while the unit trains, and the unit refuses.
             assert "error: models/mnist_tips/deep_relu/seed0.keras: written by another run while this one ran" in rest, rest
-            # DVC removed the unit's run folder before running it; the stage wrote neither output.
-            assert not unit_dir.exists()
+            # Its outputs persist, and the stage wrote neither: the committed run folder is as it was.
+            assert _snapshot(unit_dir) == _snapshot_of(before, unit_dir.relative_to(project / "reports"))
         else:
             # On a loaded machine the unit can finish first (with the first run's params); the
             # table stage then sees params.yaml changed midway and publishes nothing.
@@ -495,6 +503,25 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
         dvc(["exp", "remove", "--all-commits"], project, check=False)
     assert "up to date" in dvc(["status"], project).stdout
     assert _snapshot(project / "reports") == before
+
+
+def _snapshot_of(snapshot: dict[str, bytes], folder: Path) -> dict[str, bytes]:
+    """The files of `folder` in a `_snapshot` of the folder above it, named as `_snapshot(folder)` names them."""
+    prefix = f"{folder.as_posix()}/"
+    return {k[len(prefix):]: v for k, v in snapshot.items() if k.startswith(prefix)}
+
+
+def test_a_forced_rerun_of_a_unit_leaves_dvc_lock_unchanged(smoke):
+    """The units write their model archives byte-stably (no save time, no object id), so a forced
+    rerun of a unit that keeps its model gives the same dvc.lock, byte for byte."""
+    project, env = smoke["path"], smoke["env"]
+    lock = (project / "dvc.lock").read_bytes()
+    before = _snapshot(project / "reports")
+    for unit in ("mnist_tips@deep_relu-0", "fashion_final@1"):
+        assert f"Running stage '{unit}'" in dvc(["repro", "--force", "--single-item", unit], project, env=env).stdout
+    assert (project / "dvc.lock").read_bytes() == lock
+    assert _snapshot(project / "reports") == before
+    assert "up to date" in dvc(["status"], project).stdout
 
 
 def _workspace_metrics(project: Path) -> dict:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from stages.claims import Outcome, check
-from stages.common import load_yaml
+from lib.results.claims import Outcome, check
+from lib.common.core import load_yaml
 from tests.conftest import ROOT, dvc, restore_committed
 from tools.gate import derive, main as gate_main, run_check
 

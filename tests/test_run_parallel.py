@@ -19,30 +19,27 @@ from tests.conftest import command_env, dvc, restore_committed, run
 from tests.test_reliability import _snapshot, _unit_dir
 import pytest
 
-from tools.run_parallel import allow_missing, only_missing, parse_dag, stale, wanted
+from tools.run_parallel import allow_missing, only_missing, pipeline, stale, wanted
 
-DOT = """strict digraph {
-"check_params";
-"fetch@a";
-"prep@a";
-"train@a-0";
-"train@a-1";
-"table";
-"other";
-"check_params" -> "fetch@a";
-"fetch@a" -> "prep@a";
-"prep@a" -> "train@a-0";
-"prep@a" -> "train@a-1";
-"train@a-0" -> "table";
-"train@a-1" -> "table";
-"check_params" -> "other";
-}
-"""
+EDGES = [("check_params", "fetch@a"), ("fetch@a", "prep@a"), ("prep@a", "train@a-0"), ("prep@a", "train@a-1"),
+         ("train@a-0", "table"), ("train@a-1", "table"), ("check_params", "other")]
+UPSTREAM = {stage: {a for a, b in EDGES if b == stage} for stage in
+            ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1", "table", "other"]}
+
+
+def test_the_pipeline_is_read_from_dvcs_graph():
+    """Stages in dvc.yaml's order, each with the stages it needs and its dependency paths."""
+    from tests.conftest import ROOT
+
+    stages, upstream, deps = pipeline(ROOT)
+    assert stages[0] == "check_params" and upstream["check_params"] == set() and "fetch@mnist" in upstream["preprocess@mnist_tips"]
+    assert {s for s in stages if s.startswith("fashion_cv@")} <= upstream["fashion_table"]
+    assert upstream["fashion_cv@dense64-0"] == {"check_params", "preprocess@fashion_dense"}
+    assert "data/prepared/fashion_dense.npz" in deps["fashion_cv@dense64-0"] and "lib/train" in deps["fashion_cv@dense64-0"]
 
 
 def test_the_plan_is_what_changed_and_everything_downstream_in_dependency_order():
-    stages, upstream = parse_dag(DOT)
-    assert stages == ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1", "table", "other"]
+    upstream = UPSTREAM
     assert upstream["table"] == {"train@a-0", "train@a-1"} and upstream["check_params"] == set()
     plan = stale({"prep@a"}, upstream)
     assert list(plan) == ["prep@a", "train@a-0", "train@a-1", "table"]  # "other" does not depend on it
@@ -52,7 +49,7 @@ def test_the_plan_is_what_changed_and_everything_downstream_in_dependency_order(
 
 
 def test_targets_run_the_stages_they_name_and_what_those_need_not_what_follows():
-    _, upstream = parse_dag(DOT)
+    upstream = UPSTREAM
     assert wanted(["train@a-1"], upstream) == {"train@a-1", "prep@a", "fetch@a", "check_params"}
     plan = stale({"check_params"}, upstream, ["train@*"])
     assert list(plan) == ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1"]  # no "table", no "other"
@@ -69,7 +66,7 @@ DEPS = {"prep@a": {"data/raw/a"}, "train@a-0": {"data/prep/a.npz"}, "train@a-1":
 
 
 def test_allow_missing_leaves_recorded_units_without_their_model_unless_a_running_stage_reads_them():
-    _, upstream = parse_dag(DOT)
+    upstream = UPSTREAM
     new_unit = [{"changed deps": {"params.yaml": "new"}}, {"changed outs": {"runs/a/1": "deleted"}}]
     assert only_missing(GONE) == {"models/a0.keras": "not in cache"} and only_missing(new_unit) is None
     assert only_missing([]) is None
@@ -111,7 +108,7 @@ def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
     parallel come back byte for byte, and DVC skips what they feed, since it is unchanged."""
     project, env = smoke["path"], smoke["env"]
     before = _snapshot(project / "reports")
-    units = [f"fashion_cv@dense64-{seed}-{fold}" for seed in smoke["params"]["fashion"]["seeds"] for fold in (0, 1)]
+    units = [f"fashion_cv@dense64-{seed}" for seed in smoke["params"]["fashion"]["seeds"]]
     _remove_units(project, units)
     side_by_side = parallel(project, env, "--workers", "2", "--times", str(tmp_path / "times.json"))
     out = side_by_side.stderr
@@ -161,7 +158,7 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
     project, env = smoke["path"], smoke["env"]
     before = _snapshot(project / "reports")
     variants = smoke["params"]["fashion"]["variants"]
-    units = [f"fashion_cv@{v}-{seed}-{fold}" for v in variants for seed in smoke["params"]["fashion"]["seeds"] for fold in (0, 1)]
+    units = [f"fashion_cv@{v}-{seed}" for v in variants for seed in smoke["params"]["fashion"]["seeds"]]
     _remove_units(project, units)
     proc = subprocess.Popen([sys.executable, "-m", "tools.run_parallel", "--workers", "2"], cwd=project, env=command_env(env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,

@@ -11,7 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.fashion_table import OverfittingRule, gap_pattern, other_backend, render_other_backend
+from lib.results.other_backend import gap_pattern, other_backend
+from lib.results.runs import read_curves
+from lib.results.render import render_other_backend
+from lib.train.configs import OverfittingRule
 from tests.conftest import run
 from tools.run_variants import val_loss_definitions
 
@@ -107,7 +110,7 @@ def test_each_backend_reports_one_definition_and_the_tool_trains_as_the_units(sm
     above the logits one. On TensorFlow every fold's history is bit-identical to its DVC unit's."""
     project, out = smoke["path"], tmp_path / "b.json"
     run(["python", "-m", "tools.run_variants", "--post", "fashion", "--prepared", "data/prepared",
-         "--variants", "dense64", "--seeds", "0", "--out", str(out)], project, env={"KERAS_BACKEND": backend})
+         "--variants", "dense64", "--seeds", "0", "--out", str(out), "--backend", backend], project)
     data = json.loads(out.read_text())
     assert data["backend"] == backend and data["params"]["dense64"]["epochs"] == 24
     (row,) = data["runs"]
@@ -115,7 +118,7 @@ def test_each_backend_reports_one_definition_and_the_tool_trains_as_the_units(sm
     assert curves["val_loss"].shape == (24,)
     np.testing.assert_allclose(curves["val_loss"], curves[f"val_loss_{own}"], rtol=1e-5)
     assert np.all(curves["val_loss_clipped"] <= curves["val_loss_logits"] + 1e-6)
-    units = [json.loads((project / f"reports/runs/fashion/cv/dense64/seed0/fold{f}/history.json").read_text()) for f in (0, 1)]
+    units = [read_curves(project / f"reports/runs/fashion/cv/dense64/seed0/fold{f}") for f in (0, 1)]
     if backend == "tensorflow":
         assert row["history_sha256"] == [digest(u) for u in units]
         np.testing.assert_allclose(curves["val_loss"], np.mean([u["val_loss"] for u in units], axis=0), rtol=1e-12)

@@ -31,9 +31,9 @@ from pathlib import Path
 import yaml
 from ruamel.yaml import YAMLError
 
-from stages.claims import check, interval_verdict, load_claims, load_references, load_tables, lookup, seed_interval, tolerance_for
-from stages.common import ConfigError, atomic_path, load_yaml
-from stages.idx import DataError
+from lib.common.core import ConfigError, DataError, atomic_path, load_yaml
+from lib.results.claims import check, load_claims, load_references, load_tables, lookup
+from lib.results.stats import interval_verdict, seed_interval, tolerance_for
 
 DEFAULT_METRICS = ["mnist_tips=reports/mnist_tips/metrics.json", "fashion=reports/fashion/metrics.json"]
 DEFAULT_REFERENCE = ["mnist_tips=reference/mnist_tips.yaml", "fashion=reference/fashion.yaml"]

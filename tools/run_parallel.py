@@ -17,7 +17,7 @@ command are those dvc.lock recorded, and so is its result in git. Such a stage s
 a stage that runs reads from it (the datasets, before training).
 
 It asks DVC which stages are out of date (`dvc status --json`, and everything downstream of
-them in `dvc dag --dot`), then submits one Dask task per stage, each running
+them in DVC's graph of the project), then submits one Dask task per stage, each running
 `dvc --wait-for-lock repro --single-item STAGE` in the project, after the tasks of the stages it
 depends on. DVC still runs, caches, locks and records every stage, so the result is the same
 dvc.lock and the same files as a plain `dvc repro`, and a rerun resumes from what finished.
@@ -39,7 +39,6 @@ import datetime as dt
 import fnmatch
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -50,11 +49,10 @@ from pathlib import Path
 
 import psutil
 
-from stages.common import die_with_parent
+from lib.common.core import die_with_parent
+from tools.timing import RUNNING, Records
 
 STOP = "tools.run_parallel-stop"  # a Dask Event: set on Ctrl-C, every running stage is interrupted
-EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
-NODE = re.compile(r'^"([^"]+)";$')
 LOG_TAIL = 40
 
 
@@ -70,16 +68,18 @@ def _dvc_output(root: Path, *args: str) -> str:
     return result.stdout
 
 
-def parse_dag(dot: str) -> tuple[list[str], dict[str, set[str]]]:
-    """Stages and, for each, the stages it depends on, from `dvc dag --dot`."""
-    stages, upstream = [], {}
-    for line in dot.splitlines():
-        if match := NODE.match(line.strip()):
-            stages.append(match.group(1))
-            upstream.setdefault(match.group(1), set())
-        elif match := EDGE.match(line.strip()):
-            upstream.setdefault(match.group(2), set()).add(match.group(1))
-    return stages, upstream
+def pipeline(root: Path) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]]]:
+    """The stages in dvc.yaml's order, the stages each depends on, and each one's dependency paths,
+    from DVC's own graph of the project."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        stages = [stage.addressing for stage in repo.index.stages]
+        upstream = {stage: set() for stage in stages}
+        for stage, dependency in repo.index.graph.edges():  # an edge runs from a stage to what it needs
+            upstream[stage.addressing].add(dependency.addressing)
+        deps = {stage.addressing: {str(dep.def_path) for dep in stage.deps} for stage in repo.index.stages}
+    return stages, upstream, deps
 
 
 def stale(changed: set[str], upstream: dict[str, set[str]], targets: list[str] | None = None) -> dict[str, set[str]]:
@@ -181,27 +181,19 @@ def allow_missing(status: dict, upstream: dict[str, set[str]], deps: dict[str, s
         run |= needed
 
 
-def stage_deps(root: Path) -> dict[str, set[str]]:
-    """Each stage's dependency paths, as dvc.yaml declares them (relative to the project)."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        return {stage.addressing: {str(dep.def_path) for dep in stage.deps} for stage in repo.index.stages}
-
-
 def plan(root: Path, targets: list[str] | None = None,
          missing_ok: bool = False) -> tuple[dict[str, set[str]], int, set[str], int]:
     """The stages to run (each with those it waits for), how many of the rest are up to date
     (with `targets`, of the stages they need), those to run with DVC's --allow-missing, and how
     many of the rest only miss a cached output (with `missing_ok`; counted as up to date)."""
-    stages, upstream = parse_dag(_dvc_output(root, "dag", "--dot"))
+    stages, upstream, deps = pipeline(root)
     status = json.loads(_dvc_output(root, "status", "--json") or "{}")
     unknown = set(status) - set(stages)
     if unknown:
         raise RuntimeError(f"`dvc status` lists stages `dvc dag` does not: {sorted(unknown)}")
     changed, lenient = set(status), set()
     if missing_ok:
-        changed, lenient = allow_missing(status, upstream, stage_deps(root), targets)
+        changed, lenient = allow_missing(status, upstream, deps, targets)
     waits = stale(changed, upstream, targets)
     considered = len(stages) if targets is None else len(wanted(targets, upstream))
     left_alone = sum(1 for stage, entries in status.items() if stage not in waits and only_missing(entries))
@@ -240,7 +232,7 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
     def read():
         for line in proc.stdout:
             lines.append(line)
-            if line.startswith(f"Running stage '{stage}'"):
+            if (running := RUNNING.match(line)) and running[1] == stage:
                 ran.append(True)
 
     reader = threading.Thread(target=read, daemon=True)
@@ -361,13 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     targets = args.targets or None
     if targets:
         try:
-            wanted(targets, parse_dag(_dvc_output(root, "dag", "--dot"))[1])
+            wanted(targets, pipeline(root)[1])
         except ValueError as error:
             parser.error(str(error))
     times = None
     if args.times:
-        from benchmarks.reproduce import Records
-
         times = Records(args.times)
 
     from distributed import Client, LocalCluster

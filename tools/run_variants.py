@@ -1,9 +1,9 @@
 """Train variants of either post outside DVC on whatever Keras backend is active and write the
 results as JSON: how a row behaves on JAX (e.g. on a GPU machine without TensorFlow or DVC).
 
-    KERAS_BACKEND=jax python -m tools.run_variants --prepared data/prepared \\
+    python -m tools.run_variants --backend jax --prepared data/prepared \\
         --variants unscaled unscaled_keras2_loss --seeds 0 1 2 --out results.json
-    KERAS_BACKEND=jax python -m tools.run_variants --post fashion --prepared data/prepared \\
+    python -m tools.run_variants --backend jax --post fashion --prepared data/prepared \\
         --variants dense64 dense64_l2 --seeds 0 1 2 3 4 --out reports/fashion_jax_cpu.json
 
 An MNIST tips row is one run per seed (its final train and test accuracy and loss). A
@@ -15,7 +15,7 @@ output can get (`val_loss_callback`), so the table can show how far the warning 
 the definition alone.
 
 The file records what made each number: every variant's effective params (the same dict a DVC
-unit writes to its config.json), the MD5 of every `stages` module the run loaded (the hashes
+unit writes to its config.json), the MD5 of every `lib` and `stages` module the run loaded (the hashes
 dvc.lock gives those files), the commit, the library versions, the devices and XLA_FLAGS.
 """
 
@@ -33,28 +33,29 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.common import config_dict, write_json
-from stages.layout import prepared_file
-from stages.mnist_tips import train_and_evaluate, variant_config
-from stages.mnist_tips_table import data_groups
+from lib.common.core import load_params, write_json
+from lib.common.paths import prepared_file
+from lib.train.configs import Training, check_groups, cv_params, cv_unit, tips_unit, use_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def data_of(params: Path) -> dict[str, str]:
     """`mnist_tips.data` inverted: variant -> the prepared file group it trains on."""
-    return {variant: data for data, variants in data_groups(params).items() for variant in variants}
+    tips = load_params(params, "mnist_tips")
+    return {variant: data for data, variants in check_groups(tips["data"], list(tips["variants"])).items()
+            for variant in variants}
 
 
 def code_version() -> dict:
     """The commit (from $CODE_COMMIT where there is no git, e.g. a copied tree) and the MD5 of
-    every module of the project's `stages` package that this run loaded."""
+    every module of the project's `lib` and `stages` packages that this run loaded."""
     commit = os.environ.get("CODE_COMMIT", "")
     if not commit:
         found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         commit = found.stdout.strip() if found.returncode == 0 else "unknown"
     loaded = sorted({Path(m.__file__).resolve() for name, m in list(sys.modules.items())
-                     if (name == "stages" or name.startswith("stages.")) and getattr(m, "__file__", None)})
+                     if name.split(".")[0] in ("lib", "stages") and getattr(m, "__file__", None)})
     return {"commit": commit, "md5": {str(path.relative_to(ROOT)): hashlib.md5(path.read_bytes()).hexdigest() for path in loaded}}
 
 
@@ -120,17 +121,13 @@ def val_loss_callback(x_val, y_val):
 
 
 def fashion_setup(variant_name: str, params: Path):
-    """A dense variant's config, the shared run settings and the cross-validation, from params."""
-    from stages.common import build_config, load_params
-    from stages.fashion_cv import CrossValidation, DenseVariant
-    from stages.training import RunSettings
-
-    variant = build_config(DenseVariant, load_params(params, "fashion", "variants")[variant_name], f"fashion.variants.{variant_name}")
+    """A dense variant's config, the shared run settings and the cross-validation, from params, and the
+    params the result file records for it (lib.train.configs.cv_params)."""
+    fashion = {key: load_params(params, "fashion", key) for key in ("variants", "training", "cross_validation")}
+    variant, settings, cv, _ = cv_unit(fashion, variant_name, 0, 0)
     if variant.early_stopping_patience:
         raise SystemExit(f"{variant_name}: stops early, so its folds have different lengths; choose a variant of the post")
-    settings = build_config(RunSettings, load_params(params, "fashion", "training"), "fashion.training")
-    cv = build_config(CrossValidation, load_params(params, "fashion", "cross_validation"), "fashion.cross_validation")
-    return variant, settings, cv, {**config_dict(variant), **config_dict(settings), "k": cv.k}
+    return variant, settings, cv, cv_params(fashion, variant_name)
 
 
 def replay_order_callback():
@@ -155,7 +152,7 @@ def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.nda
     """One cross-validation of one dense variant with one seed, every fold trained as its
     `fashion_cv` unit trains it (stages.fashion_cv.train_fold), plus the validation loss under
     both definitions; returns the fold-mean curves and a digest of each fold's history."""
-    from stages.fashion_cv import fold_indices, train_fold
+    from lib.train.keras_train import fold_indices, train_fold
 
     variant, settings, cv, _ = fashion_setup(variant_name, params)
     folds, digests = [], []
@@ -185,12 +182,13 @@ def main() -> None:
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--replay-order", action="store_true",
                         help="fashion on JAX: train every epoch on one order of the data, as seeded TensorFlow does")
+    parser.add_argument("--backend", help="the Keras backend (default: params' training.backend)")
     args = parser.parse_args()
-
+    use_backend(args.backend or Training(**load_params(args.params, "training")).backend)
     import keras
 
     if args.replay_order and (args.post != "fashion" or keras.backend.backend() != "jax"):
-        raise SystemExit("--replay-order: only for --post fashion on KERAS_BACKEND=jax (seeded TensorFlow replays one order already)")
+        raise SystemExit("--replay-order: only for --post fashion on --backend jax (seeded TensorFlow replays one order already)")
 
     devices = []
     if keras.backend.backend() == "jax":
@@ -230,27 +228,30 @@ def main() -> None:
                 run = run_fashion(name, seed, images, labels, args.params, args.replay_order)
                 save({"variant": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1), **run})
     else:
+        from lib.train.keras_train import train_tips
+
         groups = data_of(args.params)
         for name in args.variants:
-            variant = variant_config(args.params, name)
             data = groups[name]
-            if params.setdefault(name, {"data": data, **config_dict(variant)}) != {"data": data, **config_dict(variant)}:
+            variant, config = tips_unit(load_params(args.params, "mnist_tips", "variants"), name, 0, data)
+            recorded = {key: value for key, value in config.items() if key not in ("variant", "seed")}
+            if params.setdefault(name, recorded) != recorded:
                 raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
             for seed in args.seeds:
                 if (name, seed) in done:
                     continue
-                with np.load(prepared_file(args.prepared, data, seed)) as npz:
+                with np.load(prepared_file(data, seed, args.prepared)) as npz:
                     arrays = {k: npz[k] for k in npz.files}
                 started = time.perf_counter()
-                result = train_and_evaluate(variant, seed, arrays)
+                curves, result = train_tips(variant, seed, arrays)
                 seconds = time.perf_counter() - started
-                history = json.dumps(result["history"], sort_keys=True).encode()
+                history = json.dumps(curves, sort_keys=True).encode()
                 save({
-                    "variant": name, "seed": seed, "seconds": round(seconds, 1),
-                    **{k: result[k] for k in ("train_accuracy", "test_accuracy", "train_loss", "test_loss")},
+                    "variant": name, "seed": seed, "seconds": round(seconds, 1), **result,
                     # Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical.
                     "history_sha256": hashlib.sha256(history).hexdigest(),
                 })
+
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore", "reports/mnist_tips_jax_h100.json", "reports/fashion_jax_cpu.json", "reports/fashion_jax_cpu_replayed.json",
                  "package.json", "package-lock.json", ".npmrc")
-PROJECT_DIRS = ("stages", "tools", "benchmarks", "floors", "reference", ".dvc/plots")
+PROJECT_DIRS = ("lib", "stages", "tools", "benchmarks", "floors", "reference", ".dvc/plots")
 
 
 def smoke_params(params: dict) -> dict:
@@ -41,7 +41,7 @@ def smoke_params(params: dict) -> dict:
     fashion["training"]["epochs"] = 24
     fashion["training"]["batch_size"] = 16
     fashion["overfitting"]["patience"] = 5
-    fashion["cross_validation"] = {"k": 2, "folds": [0, 1]}
+    fashion["cross_validation"] = {"k": 2}
     keep = ["dense64", "dense256_dropout04_early_stopping"]
     fashion["variants"] = {k: fashion["variants"][k] for k in keep}
     fashion["variants"]["dense256_dropout04_early_stopping"]["early_stopping_patience"] = 1

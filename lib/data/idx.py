@@ -15,14 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.common.core import DataError
+
 # IDX type codes (third byte of the magic number) we accept: only unsigned bytes occur in
 # MNIST-style files, and anything else means we were handed the wrong file.
 _UBYTE = 0x08
 _CHUNK = 1 << 20
-
-
-class DataError(ValueError):
-    """A data file is missing, corrupt or not what the pipeline expects."""
 
 
 @dataclass(frozen=True)

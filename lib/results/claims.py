@@ -1,6 +1,6 @@
 """The posts' figures (reference/*.yaml), their claims and the tolerances (claims.yaml), checked
-against the tables' metrics files. Shared by the table stages, the report and the regression
-gate, so all of them judge a run the same way."""
+against the tables' metrics files, and every figure's verdict. Shared by the tables, the report and
+the regression gate, so all of them judge a run the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.common import ConfigError, format_mean_std, load_yaml, mean_std
+from lib.common.core import ConfigError, load_yaml
+from lib.results.stats import seed_interval, tolerance_for
 
 
 SOURCES = ("post", "project")  # a claim the posts make, or a check of our own
@@ -141,99 +142,3 @@ def _check(claim: dict, value) -> Outcome:
     raise ConfigError(f"claims.yaml: claim {claim_id!r} has an unknown check {sorted(spec)}")
 
 
-def tolerance_for(metric: str, tolerance: dict) -> dict:
-    kind = "epoch" if metric == "epoch" else ("loss" if "loss" in metric else "accuracy")
-    return tolerance[kind]
-
-
-LEVEL = 0.95  # of the prediction intervals
-
-
-def prediction_interval(values, minimum: float) -> dict:
-    """Where one new run's figure should fall, from the seeds' values: the 95% prediction
-    interval mean +- t(0.975, n-1) * s * sqrt(1 + 1/n) (s the sample std), never narrower than
-    +- `minimum` (the tolerance, as a stated minimum width; with n = 1, or values all equal,
-    the interval is exactly that). None values (a run without a warning) are left out."""
-    import math
-    import statistics
-
-    from scipy import stats
-
-    x = [float(v) for v in values if v is not None]
-    n = len(x)
-    if n == 0:
-        return {"n": 0, "mean": None, "low": None, "high": None, "widened": False}
-    mean = statistics.fmean(x)
-    spread = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(x) * math.sqrt(1 + 1 / n) if n > 1 else 0.0
-    half = max(spread, minimum)
-    return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "widened": spread < minimum}
-
-
-def post_rank(values, post: float) -> float | None:
-    """The post's rank among itself and the seeds' values, lowest = 1 (ties share the mean
-    rank): n + 1 means above every seed, 1 below every seed."""
-    x = [v for v in values if v is not None]
-    if post is None or not x:
-        return None
-    return 1 + sum(v < post for v in x) + sum(v == post for v in x) / 2
-
-
-def interval_verdict(interval: dict, post: float | None) -> str:
-    """'consistent' when the post's figure lies inside the prediction interval (its edges
-    included), else 'outside'; '-' where the post has no figure or we have no value."""
-    if post is None:
-        return "-"
-    if interval.get("low") is None:
-        return "outside (no value)"
-    return "consistent" if interval["low"] <= post <= interval["high"] else "outside"
-
-
-def seed_summary(values: list) -> dict:
-    """A figure over the seeds: mean +- sample std and n, and the per-seed values in seed order
-    (None where a run has none, e.g. no warning), which the verdicts need. DVC's metrics
-    commands show the numbers and leave the list out."""
-    return {**mean_std(values), "values": [None if v is None else round(float(v), 6) for v in values]}
-
-
-def figure_cells(entry: dict | None, post, tol: dict, digits: int, accuracy: bool) -> list[str]:
-    """One figure's cells, as every table and the report show it: post | mean +- std (n) |
-    95% prediction interval | the post's rank among itself and the seeds | verdict."""
-    entry = entry or {}
-    shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
-    if entry.get("mean") is None:
-        return [shown, "none", "-", "-", interval_verdict({}, post)]
-    reproduced = f"{format_mean_std(entry, digits)} ({entry['seeds']})"
-    interval = seed_interval(entry, tol)
-    rank = post_rank(entry.get("values") or [entry["mean"]], post)
-    # Shown within what the figure can be (an accuracy in 0-1, a loss or an epoch above 0); the
-    # verdict uses the interval itself, and a post's figure always lies within those limits.
-    low, high = max(interval["low"], 0.0), min(interval["high"], 1.0) if accuracy else interval["high"]
-    return [shown, reproduced, f"{low:.{digits}f} to {high:.{digits}f}" + (" (tol.)" if interval["widened"] else ""),
-            "-" if rank is None else f"{rank:g}/{interval['n'] + 1}", interval_verdict(interval, post)]
-
-
-def verdict_rule(tolerance: dict) -> list[str]:
-    """What the verdict and rank columns mean, for the tables and the report."""
-    minimum = ", ".join(f"{t['absolute']:g} for {kind}" for kind, t in tolerance.items())
-    return [
-        "A figure is *consistent* when the post's value lies inside the 95% prediction interval for one new run,",
-        "mean ± t(0.975, n-1) · s · √(1 + 1/n) over our n seeds (s: the sample std), else *outside*; the interval is",
-        f"never narrower than ± the tolerance in `claims.yaml` ({minimum}; marked \"tol.\" where",
-        "that minimum decides). Rank: the post's place among itself and our seeds' values, from the lowest",
-        "(n + 1 of n + 1: above every seed).",
-    ]
-
-
-def count_verdicts(verdicts: list[str], whose: str = "our") -> str:
-    """'k of the N figures ... consistent, m outside': the count a post's section states."""
-    judged = [v for v in verdicts if v != "-"]
-    inside = sum(v == "consistent" for v in judged)
-    return (f"{inside} of the post's {len(judged)} figures lie inside {whose} 95% prediction interval (consistent), "
-            f"{len(judged) - inside} outside.")
-
-
-def seed_interval(entry: dict, tol: dict) -> dict:
-    """The prediction interval of a summarised figure (a summary without per-seed values, written
-    before they were kept, counts as one run at its mean)."""
-    values = entry.get("values")
-    return prediction_interval(values if values is not None else [entry.get("mean")], tol["absolute"])

@@ -1,4 +1,5 @@
-"""Helpers every stage shares: params sections as validated configs, atomic writes, logging."""
+"""What every stage shares: its errors, params sections as validated configs, atomic writes, and the
+entry point that turns an expected error into one line and ends the stage with the dvc that started it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from stages.idx import DataError
-
 log = logging.getLogger("stages")
+
+
+class DataError(ValueError):
+    """A data file is missing, corrupt or not what the pipeline expects."""
 
 
 class ConfigError(ValueError):
@@ -111,31 +114,6 @@ def seed_list(value: typing.Any, where: str) -> list[int]:
     if not ok or len(set(value)) != len(value):
         raise ConfigError(f"{where}: {value!r} is not allowed; allowed: a non-empty list of distinct integers")
     return value
-
-
-def mean_std(values: typing.Iterable) -> dict:
-    """Mean and sample standard deviation over seeds (None values skipped; std 0 for one)."""
-    import numpy as np
-
-    array = np.asarray([v for v in values if v is not None], dtype=float)
-    if len(array) == 0:
-        return {"mean": None, "std": None, "seeds": 0}
-    std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
-    return {"mean": round(float(array.mean()), 6), "std": round(std, 6), "seeds": len(array)}
-
-
-def format_mean_std(entry: Mapping | None, digits: int = 4) -> str:
-    """A `mean_std` entry as a table cell: `0.9543 ± 0.0056`, or `none` where there is no value."""
-    if not entry or entry.get("mean") is None:
-        return "none"
-    return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}"
-
-
-def format_difference(entry: Mapping | None, reference, digits: int = 4) -> str:
-    """Reproduced mean minus the post's figure, signed; `-` where either is missing."""
-    if reference is None or not entry or entry.get("mean") is None:
-        return "-"
-    return f"{entry['mean'] - reference:+.{digits}f}"
 
 
 def _type_name(annotation: typing.Any) -> str:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from stages.common import ConfigError, load_yaml
+from lib.common.core import ConfigError, load_yaml
 
 SIDE_BY_SIDE = ("run experiments side by side with `dvc exp run --queue` and `dvc queue start -j N`, "
                 "or one at a time with `dvc exp run --temp`")
@@ -61,9 +61,12 @@ def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
 
 
 def check_trained_with(run: Path, expected: Mapping, stage: str) -> dict:
-    """Refuse a run folder whose config.json disagrees with `expected` (the params it is filed
-    under) on any key `expected` names; return the config."""
-    config = json.loads((Path(run) / "config.json").read_text())
+    """Refuse a run folder whose config.json disagrees with `expected` (the effective config its params
+    give, lib.train.configs) on any key `expected` names; return the config."""
+    path = Path(run) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: missing; run `dvc repro` for {stage} first")
+    config = json.loads(path.read_text())
     wrong = [f"{key}={config.get(key, 'missing')!r} (params.yaml: {value!r})"
              for key, value in expected.items() if key not in config or config[key] != value]
     if wrong:
@@ -85,4 +88,15 @@ def check_one_backend(configs: Mapping[str, Mapping]) -> str:
     found = "; ".join(f"{backend}: {len(units)} ({', '.join(units[:2])}{', ...' if len(units) > 2 else ''})"
                       for backend, units in sorted(by_backend.items()))
     raise ConfigError(f"the units of this table trained on different Keras backends ({found}); nothing was published. "
-                      f"Retrain the others under one backend: `KERAS_BACKEND=<backend> dvc repro --force --single-item <unit>`")
+                      "Retrain them under one backend: `dvc repro --force` with `training.backend` set in params.yaml")
+
+
+def check_units(units: dict[str, tuple[Path, dict]]) -> str:
+    """Every unit of a table (stage name -> its run folder and the effective config its params give)
+    trained with those params, all on one Keras backend, which is returned."""
+    return check_one_backend({unit: check_trained_with(run, config, unit) for unit, (run, config) in units.items()})
+
+
+def units_backend(runs: Path) -> str:
+    """The one Keras backend every unit under `runs` recorded in its config.json."""
+    return check_one_backend({str(path.parent): json.loads(path.read_text()) for path in sorted(Path(runs).rglob("config.json"))})

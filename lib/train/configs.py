@@ -1,0 +1,216 @@
+"""The training units' configs as frozen dataclasses, and each unit's effective config (what it writes
+to config.json and what the tables check it against). No Keras here: the params check, the tables
+and the report import this in a fraction of a second."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from lib.common.core import ConfigError, build_config, config_dict, require, select
+
+BACKENDS = ("tensorflow", "jax")
+ACTIVATIONS = ("relu", "sigmoid")
+OPTIMIZERS = ("sgd", "adam")
+TIPS_LOSSES = ("mse", "categorical_crossentropy", "categorical_crossentropy_clipped")
+
+
+def _units(value: tuple[int, ...]) -> None:
+    ok = len(value) >= 1 and all(u >= 1 for u in value)
+    require(ok, "hidden_units", list(value), "allowed: a non-empty list of integers >= 1")
+
+
+def _rate(value: float) -> None:
+    require(0 <= value < 1, "dropout_rate", value, "allowed: 0 <= dropout_rate < 1")
+
+
+def _count(key: str, value: int) -> None:
+    require(value >= 1, key, value, "allowed: an integer >= 1")
+
+
+@dataclass(frozen=True)
+class Training:
+    """`training`: what every unit shares. The Keras backend is a param, so that DVC sees it: a
+    change retrains exactly the units, and every table says what its units ran on."""
+
+    backend: str = "tensorflow"
+
+    def __post_init__(self):
+        require(self.backend in BACKENDS, "backend", self.backend, f"allowed: {', '.join(BACKENDS)}")
+
+
+def use_backend(backend: str) -> None:
+    """Make Keras load `backend`; called before Keras is imported. KERAS_BACKEND, the old way to
+    choose, is refused when it disagrees, since DVC does not see it."""
+    found = os.environ.get("KERAS_BACKEND")
+    if found and found != backend:
+        raise ConfigError(f"KERAS_BACKEND={found} is set, but training.backend is {backend!r}: the backend is a param "
+                          f"(`dvc exp run -S training.backend={found}`); unset KERAS_BACKEND")
+    if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
+        raise ConfigError(f"Keras is already loaded with another backend than {backend!r}")
+    os.environ["KERAS_BACKEND"] = backend
+
+
+@dataclass(frozen=True)
+class TipsVariant:
+    """One row of the MNIST tips table (`mnist_tips.variants.<name>`)."""
+
+    hidden_units: tuple[int, ...]
+    activation: str
+    loss: str
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        _units(self.hidden_units)
+        require(self.activation in ACTIVATIONS, "activation", self.activation, f"allowed: {', '.join(ACTIVATIONS)}")
+        require(self.loss in TIPS_LOSSES, "loss", self.loss, f"allowed: {', '.join(TIPS_LOSSES)}")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"allowed: {', '.join(OPTIMIZERS)}")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
+        _count("batch_size", self.batch_size)
+        _count("epochs", self.epochs)
+        _rate(self.dropout_rate)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """`fashion.training`: what every Fashion-MNIST run of the post shares."""
+
+    epochs: int
+    batch_size: int
+    optimizer: str = "adam"
+    learning_rate: float = 0.001  # Keras's default for optimizer='adam'
+
+    def __post_init__(self):
+        _count("epochs", self.epochs)
+        _count("batch_size", self.batch_size)
+        require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "allowed: adam, sgd")
+        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
+
+
+@dataclass(frozen=True)
+class DenseVariant:
+    """One row of the dense-net table: the post's build_model(middle_units_1, regularizer_1, dropout_1, ...)."""
+
+    hidden_units: tuple[int, ...]
+    dropout_rate: float = 0.0  # Dropout after every hidden layer
+    l2: float = 0.0  # L2 factor on every hidden layer's kernel
+    early_stopping_patience: int | None = None  # beyond the post: stop on val_loss, keep the best weights
+
+    def __post_init__(self):
+        _units(self.hidden_units)
+        _rate(self.dropout_rate)
+        require(self.l2 >= 0, "l2", self.l2, "allowed: a number >= 0")
+        patience = self.early_stopping_patience
+        require(patience is None or patience >= 1, "early_stopping_patience", patience, "allowed: null or an integer >= 1")
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    k: int  # contiguous slices, as the post's k_fold_val; a unit trains every fold
+
+    def __post_init__(self):
+        require(self.k >= 2, "k", self.k, "allowed: an integer >= 2")
+
+
+@dataclass(frozen=True)
+class OverfittingRule:
+    """`fashion.overfitting`: the post's visualize() warning."""
+
+    patience: int = 10
+    min_decrease: float = 0.02  # the post's 0.98 factor
+
+    def __post_init__(self):
+        _count("patience", self.patience)
+        require(0 <= self.min_decrease < 1, "min_decrease", self.min_decrease, "allowed: 0 <= min_decrease < 1")
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    model: dict  # a DenseVariant: the post picks model 4, dense(256) with dropout 0.4
+    epochs: int
+
+    def __post_init__(self):
+        _count("epochs", self.epochs)
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    epochs: int
+    dropout_rate: float = 0.3
+
+    def __post_init__(self):
+        _count("epochs", self.epochs)
+        _rate(self.dropout_rate)
+
+
+# Each unit kind's typed configs and effective config (config.json less the backend), from the params
+# it declares in dvc.yaml. The tables rebuild a unit's config with the same function to check it.
+
+
+def tips_unit(variants: dict, name: str, seed: int, data: str) -> tuple[TipsVariant, dict]:
+    variant = build_config(TipsVariant, select(variants, name, "mnist_tips.variants"), f"mnist_tips.variants.{name}")
+    return variant, {"variant": name, "seed": seed, "data": data, **config_dict(variant)}
+
+
+def run_settings(training: dict, epochs: int | None = None) -> RunSettings:
+    section = training if epochs is None else {**training, "epochs": epochs}
+    return build_config(RunSettings, section, "fashion.training")
+
+
+def cv_unit(fashion: dict, name: str, seed: int, fold: int) -> tuple[DenseVariant, RunSettings, CrossValidation, dict]:
+    """`fashion` needs `variants`, `training` and `cross_validation`."""
+    where = f"fashion.variants.{name}"
+    variant = build_config(DenseVariant, select(fashion["variants"], name, "fashion.variants"), where)
+    settings = run_settings(fashion["training"])
+    cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
+    config = {"variant": name, "seed": seed, "fold": fold, "k": cv.k, **config_dict(variant), **config_dict(settings)}
+    return variant, settings, cv, config
+
+
+def cv_params(fashion: dict, name: str) -> dict:
+    """A dense variant's params as `tools.run_variants` records them: its unit's config less the
+    seed and fold (every fold and seed of a variant shares them)."""
+    config = cv_unit(fashion, name, 0, 0)[3]
+    return {key: value for key, value in config.items() if key not in ("variant", "seed", "fold")}
+
+
+def final_unit(fashion: dict, seed: int) -> tuple[DenseVariant, RunSettings, dict]:
+    final = build_config(FinalModel, fashion["final"], "fashion.final")
+    variant = build_config(DenseVariant, final.model, "fashion.final.model")
+    settings = run_settings(fashion["training"], final.epochs)
+    return variant, settings, {"seed": seed, **config_dict(variant), **config_dict(settings)}
+
+
+def cnn_unit(fashion: dict, seed: int) -> tuple[CnnConfig, RunSettings, dict]:
+    cnn = build_config(CnnConfig, fashion["cnn"], "fashion.cnn")
+    settings = run_settings(fashion["training"], cnn.epochs)
+    return cnn, settings, {"seed": seed, **config_dict(cnn), **config_dict(settings)}
+
+
+def check_groups(groups, variants: list[str]) -> dict[str, list[str]]:
+    """`mnist_tips.data` (prepared file -> the rows that train on it) against the variants: every variant
+    in exactly one group (dvc.yaml runs each group's rows on its file), every name a variant."""
+    if not isinstance(groups, dict) or not all(isinstance(g, list) for g in groups.values()):
+        raise ConfigError(f"mnist_tips.data: {groups!r} is not allowed; allowed: a mapping of prepared file -> list of variants")
+    named = [v for group in groups.values() for v in group]
+    for name in named:
+        if name not in variants:
+            raise ConfigError(f"mnist_tips.data: {name!r} is not a variant; allowed: {', '.join(variants)}")
+    twice = sorted({v for v in named if named.count(v) > 1})
+    unplaced = [v for v in variants if v not in named]
+    if twice or unplaced:
+        raise ConfigError(f"mnist_tips.data: every variant must be in exactly one group; "
+                          f"twice: {twice or 'none'}, in none: {unplaced or 'none'}")
+    return groups
+
+
+def check_fits(batch_size: int, images: int, where: str, what: str) -> None:
+    """Fail before training if one batch is larger than the data (Keras would quietly train on one
+    smaller batch, which is not the run the params describe)."""
+    if batch_size > images:
+        raise ConfigError(f"{where}: {batch_size} is not allowed; allowed: at most {images}, {what}")
