@@ -67,7 +67,8 @@ def names_of(node, where: str) -> list[str]:
         raise ConfigError(f"{where}: {node!r} is not allowed; allowed: a mapping of one or more named entries")
     for name in node:
         if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise ConfigError(f"{where}: the name {name!r} is not allowed; allowed: letters, digits and _, starting with a letter")
+            raise ConfigError(f"{where}: the name {name!r} is not allowed; "
+                              "allowed: letters, digits and _, starting with a letter")
     return list(node)
 
 
@@ -81,7 +82,8 @@ def check(params: Mapping) -> None:
     for name in names_of(top.preprocess, "preprocess"):
         config = build_config(PreprocessConfig, top.preprocess[name], f"preprocess.{name}")
         if config.dataset not in datasets:
-            raise ConfigError(f"preprocess.{name}.dataset: {config.dataset!r} is not allowed; allowed: {', '.join(datasets)}")
+            raise ConfigError(f"preprocess.{name}.dataset: {config.dataset!r} is not allowed; "
+                              f"allowed: {', '.join(datasets)}")
     build_config(configs.Training, top.training, "training")
 
     tips = build_config(TipsSection, top.mnist_tips, "mnist_tips")
@@ -91,7 +93,8 @@ def check(params: Mapping) -> None:
         configs.tips_unit(tips.variants, name, 0, "")
     noise = build_config(NoiseConfig, tips.noise, "mnist_tips.noise")
     if noise.source not in top.preprocess:
-        raise ConfigError(f"mnist_tips.noise.source: {noise.source!r} is not allowed; allowed: {', '.join(top.preprocess)}")
+        raise ConfigError(f"mnist_tips.noise.source: {noise.source!r} is not allowed; "
+                          f"allowed: {', '.join(top.preprocess)}")
     files = [*top.preprocess, NOISY]  # the preprocess variants, and the noise stages' files
     for data in names_of(tips.data, "mnist_tips.data"):
         if data not in files:
@@ -101,8 +104,7 @@ def check(params: Mapping) -> None:
     fashion = build_config(FashionSection, top.fashion, "fashion")
     seed_list(fashion.seeds, "fashion.seeds")
     build_config(configs.OverfittingRule, fashion.overfitting, "fashion.overfitting")
-    sections = {"variants": fashion.variants, "training": fashion.training, "cross_validation": fashion.cross_validation,
-                "final": fashion.final, "cnn": fashion.cnn}
+    sections = top.fashion
     for name in names_of(fashion.variants, "fashion.variants"):
         configs.cv_unit(sections, name, 0, 0)
     configs.final_unit(sections, 0)

@@ -1,48 +1,36 @@
-"""Fashion-MNIST cross-validation, one unit: one dense variant with one seed, every fold of the
-post's `k_fold_val` trained in turn and its per-epoch curves recorded in its own fold folder.
-Serves the dense-net table of the Fashion-MNIST post; each (variant, seed) is a DVC stage."""
+"""Fashion-MNIST cross-validation, one unit: one dense variant with one seed, every fold of the post's
+`k_fold_val` trained in turn and its per-epoch curves recorded in its own fold folder. Serves the
+dense-net table of the Fashion-MNIST post; each (variant, seed) is a DVC stage."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from pathlib import Path
 
-import numpy as np
-
-from lib.common.core import build_config, load_params, run_stage
-from lib.train.configs import Training, check_fits, cv_unit, use_backend
+from lib.common.core import load_params, run_stage
+from lib.common.paths import fold_folder
+from lib.train.configs import check_fits, cv_unit
+from lib.train.unit import arguments, load_arrays, start_keras
 
 log = logging.getLogger("stages.fashion_cv")
 
 
 def main(argv: list[str] | None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True, help="key under `fashion.variants`")
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--data", required=True, type=Path, help="the fashion_dense .npz")
-    parser.add_argument("--out", required=True, type=Path, help="the folder of this seed's fold folders")
-    parser.add_argument("--params", default=Path("params.yaml"), type=Path)
-    args = parser.parse_args(argv)
-    training = build_config(Training, load_params(args.params, "training"), "training")
+    args = arguments(__doc__, argv, variant="key under `fashion.variants`", model=False)
     fashion = {key: load_params(args.params, "fashion", key) for key in ("variants", "training", "cross_validation")}
     variant, settings, cv, _ = cv_unit(fashion, args.variant, args.seed, 0)
-    with np.load(args.data) as npz:
-        images, labels = npz["x_train"], npz["y_train"]
-    check_fits(settings.batch_size, len(images) - len(images) // cv.k, "fashion.training.batch_size", "the images a fold trains on")
-    use_backend(training.backend)
-    from lib.common.paths import fold_folder
-    from lib.train.keras_train import fold_indices, record, run_outputs, train_fold
-
-    with run_outputs([args.out]) as ([out], _):
+    arrays = load_arrays(args.data)
+    images, labels = arrays["x_train"], arrays["y_train"]
+    check_fits(settings.batch_size, len(images) - len(images) // cv.k, "fashion.training.batch_size",
+               "the images a fold trains on")
+    keras_train = start_keras(args.params)
+    with keras_train.run_outputs([args.out]) as ([out], _):
         out.mkdir()
         for fold in range(cv.k):
-            train, val = fold_indices(len(images), cv.k, fold)
-            label = f"{args.variant} seed {args.seed} fold {fold + 1}/{cv.k}"
+            train, val = keras_train.fold_indices(len(images), cv.k, fold)
+            label, started = f"{args.variant} seed {args.seed} fold {fold + 1}/{cv.k}", time.perf_counter()
             log.info(f"{label}: {len(train)} train / {len(val)} validation images, {variant}")
-            started = time.perf_counter()
-            metrics = record(fold_folder(out, fold), lambda callbacks: train_fold(
+            metrics = keras_train.record(fold_folder(out, fold), lambda callbacks: keras_train.train_fold(
                 variant, settings, args.seed, images[train], labels[train], images[val], labels[val], callbacks),
                 cv_unit(fashion, args.variant, args.seed, fold)[3])
             log.info(f"{label}: done in {time.perf_counter() - started:.0f} s, {metrics}")

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.common.core import ConfigError, atomic_path, build_config, load_params, run_stage, seed_list, write_json
+from lib.common.core import atomic_path, build_config, load_params, require, run_stage, seed_list, write_json
 from lib.common.paths import fashion_cnn_run, fashion_cv_run, fashion_final_run, unit_name
 from lib.results.claims import load_claims, load_reference
 from lib.results.figures import plot_curves, plot_warning_epochs
-from lib.results.guards import check_units, check_unchanged_since_start
+from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import expected_params, other_backend
 from lib.results.render import render_other_backend, render_sections, settings_of, verdict_rule
 from lib.results.runs import confusion_rows, read_curves, read_json, summarize_cv, warning_epochs, write_curves
-from lib.results.stats import CURVES, mean_curves, mean_std, seed_summary, warning_summary
+from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
 from lib.train.configs import CrossValidation, OverfittingRule, cnn_unit, cv_unit, final_unit
 
 log = logging.getLogger("stages.fashion_table")
@@ -51,47 +51,42 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--other-backend", type=Path, nargs="*", default=[],
                         help="tools.run_variants --post fashion files to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
-    parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
+    parser.add_argument("--lock", type=Path,
+                        help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
     fashion = load_params(args.params, "fashion")
-    if not fashion.get("variants"):
-        raise ConfigError(f"fashion.variants: {fashion.get('variants')!r} is not allowed; "
-                          "allowed: at least one variant (a table needs a row)")
+    require(fashion.get("variants"), "fashion.variants", fashion.get("variants"),
+            "allowed: at least one variant (a table needs a row)")
     if args.lock:
         check_unchanged_since_start(args.params, args.lock)
     seeds = seed_list(fashion["seeds"], "fashion.seeds")
-    cv = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation")
+    k = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation").k
     rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
-    reference = load_reference(args.reference)
-    tolerance = load_claims(args.claims)["tolerance"]
+    reference, tolerance = load_reference(args.reference), load_claims(args.claims)["tolerance"]
 
     # Read everything before writing anything: a missing run leaves the old outputs in place.
-    summary, curves = summarize_cv(list(fashion["variants"]), seeds, cv.k, rule, args.runs)
+    summary, curves = summarize_cv(list(fashion["variants"]), seeds, k, rule, args.runs)
     finals = [read_json(fashion_final_run(s, args.runs) / "metrics.json") for s in seeds]
     cnn_runs = [read_json(fashion_cnn_run(s, args.runs) / "metrics.json") for s in seeds]
     cnn_curves = [mean_curves([read_curves(fashion_cnn_run(s, args.runs))]) for s in seeds]
-    backend = check_units(units_of(fashion, seeds, cv.k, args.runs))
-    cnn_warnings = [warning_summary(c, rule) for c in cnn_curves]
-    metrics = {
-        "cross_validation": summary,
-        "final": {key: seed_summary([m[key] for m in finals]) for key in ("test_loss", "test_accuracy")},
-        "cnn": {"warning": {key: seed_summary([w[key] for w in cnn_warnings]) for key in ("epoch", "val_loss", "val_accuracy")},
-                "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves])},
-    }
+    backend = check_units(units_of(fashion, seeds, k, args.runs))
+    metrics = {"cross_validation": summary, "final": seed_summaries(finals, ("test_loss", "test_accuracy")),
+               "cnn": {"warning": seed_summaries([warning_summary(c, rule) for c in cnn_curves], WARNING),
+                       "final_val_accuracy": mean_std([c["val_accuracy"][-1] for c in cnn_curves])}}
     sections, _ = render_sections(metrics, reference, tolerance, settings_of(fashion), 2, "figures/")
     for path in args.other_backend:
-        other = other_backend(path, rule, expected_params(fashion))
-        sections += render_other_backend(other, metrics, reference, tolerance, 2, backend)
+        sections += render_other_backend(other_backend(path, rule, expected_params(fashion)), metrics, reference,
+                                         tolerance, 2, backend)
     table = "\n".join([
         "# Fashion-MNIST: reproduced tables", "",
-        f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the per-epoch mean over",
+        f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the "
+        "per-epoch mean over",
         "folds, as the post's `visualize()` does.",
         *verdict_rule(tolerance),
         *sections,
     ]) + "\n"
-    per_seed = {v: list(zip(seeds, e["epoch"]["values"])) for v, e in summary.items()}
-    per_seed["cnn"] = list(zip(seeds, metrics["cnn"]["warning"]["epoch"]["values"]))
-    warnings = warning_epochs(per_seed, reference)
+    epochs = {**{v: e["epoch"] for v, e in summary.items()}, "cnn": metrics["cnn"]["warning"]["epoch"]}
+    warnings = warning_epochs({v: list(zip(seeds, e["values"])) for v, e in epochs.items()}, reference)
 
     write_json(args.metrics, metrics)
     write_curves(args.curves, curves)
@@ -104,10 +99,10 @@ def main(argv: list[str] | None) -> None:
     with atomic_path(args.figures) as tmp:
         tmp.mkdir()
         for variant, c in curves.items():
-            plot_curves(tmp / f"{variant}.png", f"dense: {variant} (mean over {cv.k} folds)", c,
+            plot_curves(tmp / f"{variant}.png", f"dense: {variant} (mean over {k} folds)", c,
                         warning_summary(c, rule)["epoch"], "validation")
-        cnn_mean = {name: np.mean([c[name] for c in cnn_curves], axis=0) for name in CURVES}
-        plot_curves(tmp / "cnn.png", "CNN (validation = test set)", cnn_mean, warning_summary(cnn_mean, rule)["epoch"], "test")
+        cnn = {name: np.mean([c[name] for c in cnn_curves], axis=0) for name in CURVES}
+        plot_curves(tmp / "cnn.png", "CNN (validation = test set)", cnn, warning_summary(cnn, rule)["epoch"], "test")
         plot_warning_epochs(tmp / "warning_epochs.png", warnings)
     with atomic_path(args.table) as tmp:
         tmp.write_text(table, encoding="utf-8")

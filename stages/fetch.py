@@ -37,7 +37,8 @@ def candidate_sources(config: DatasetConfig, mirrors: list[str]) -> list[str]:
     for mirror in mirrors:
         if urllib.parse.urlsplit(mirror).scheme == "file":
             mirror = urllib.parse.unquote(urllib.parse.urlsplit(mirror).path)
-        sources.append(f"{mirror.rstrip('/')}/{config.mirror_dir}" if _is_url(mirror) else str(Path(mirror) / config.mirror_dir))
+        url = _is_url(mirror)
+        sources.append(f"{mirror.rstrip('/')}/{config.mirror_dir}" if url else str(Path(mirror) / config.mirror_dir))
     return sources + list(config.sources)
 
 
@@ -74,7 +75,8 @@ def _download(url: str, dest: Path, timeout: float) -> None:
                     received += len(chunk)
                     now = time.monotonic()
                     if now - started > timeout:
-                        raise SourceDown(f"not finished within {timeout:g} s ({received} of {size or '?'} bytes): too slow")
+                        raise SourceDown(f"not finished within {timeout:g} s ({received} of {size or '?'} bytes): "
+                                         "too slow")
                     if now - noted >= PROGRESS_EVERY_S:
                         log.info(f"{url}: {received} of {size or '?'} bytes after {now - started:.0f} s")
                         noted = now
@@ -100,7 +102,8 @@ def _retrieve(source: str, name: str, dest: Path, timeout: float) -> None:
     shutil.copyfile(folder / name, dest)
 
 
-def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str, down: dict | None = None) -> tuple[IdxInfo, str]:
+def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str,
+               down: dict | None = None) -> tuple[IdxInfo, str]:
     """Try each source in turn; keep the first copy whose structure and checksum are right.
     `down` (source -> why) collects the sources that did not answer, and they are skipped."""
     if not sources:

@@ -8,13 +8,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from lib.common.core import ConfigError, atomic_path, load_yaml, run_stage, seed_list, write_json
+from lib.common.core import atomic_path, load_yaml, require, run_stage, seed_list, write_json
 from lib.common.paths import mnist_tips_run, unit_name
 from lib.results.claims import load_claims, load_reference
-from lib.results.guards import check_units, check_unchanged_since_start
+from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import backend_summary
 from lib.results.render import render_table, settings_sentence
-from lib.results.runs import collect_tips, tips_curves
+from lib.results.runs import collect_tips, tips_curves, write_curves
 from lib.train.configs import check_groups, tips_unit
 
 log = logging.getLogger("stages.mnist_tips_table")
@@ -30,35 +30,32 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch accuracy for dvc plots")
     parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
-    parser.add_argument("--lock", type=Path, help="dvc.lock: refuse when params.yaml changed since this run's check_params")
+    parser.add_argument("--lock", type=Path,
+                        help="dvc.lock: refuse when params.yaml changed since this run's check_params")
     args = parser.parse_args(argv)
     params = load_yaml(args.params) or {}
     tips = params["mnist_tips"]
     seeds = seed_list(tips["seeds"], "mnist_tips.seeds")
     variants = list(tips.get("variants") or {})
-    if not variants:
-        raise ConfigError("mnist_tips.variants: {} is not allowed; allowed: at least one variant (a table needs a row)")
+    require(variants, "mnist_tips.variants", {}, "allowed: at least one variant (a table needs a row)")
     if args.lock:
         check_unchanged_since_start(args.params, args.lock)
-    reference = load_reference(args.reference)
-    tolerance = load_claims(args.claims)["tolerance"]
+    reference, tolerance = load_reference(args.reference), load_claims(args.claims)["tolerance"]
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect_tips(variants, seeds, args.runs)
     units, configs = {}, {}
     for data, rows in check_groups(tips["data"], variants).items():
         for variant in rows:
             for seed in seeds:
-                units[unit_name("mnist_tips", seed, variant, data)] = (
-                    mnist_tips_run(variant, seed, args.runs), tips_unit(tips["variants"], variant, seed, data)[1])
-            configs[variant] = {k: v for k, v in units[unit_name("mnist_tips", seeds[0], variant, data)][1].items()
-                                if k not in ("variant", "seed")}
+                config = tips_unit(tips["variants"], variant, seed, data)[1]
+                units[unit_name("mnist_tips", seed, variant, data)] = (mnist_tips_run(variant, seed, args.runs), config)
+            configs[variant] = {k: v for k, v in config.items() if k not in ("variant", "seed")}  # any seed's
     backend = check_units(units)
     curves = tips_curves(variants, seeds, args.runs)
     table = render_table(summary, reference, tolerance, seeds, settings_sentence(params),
                          backend_summary(args.other_backend), configs, backend)
     write_json(args.metrics, summary)
-    with atomic_path(args.curves) as tmp:
-        curves.to_csv(tmp, index=False, float_format="%.6f")
+    write_curves(args.curves, curves)
     with atomic_path(args.table) as tmp:
         tmp.write_text(table, encoding="utf-8")
     log.info(f"mnist_tips_table: {len(variants)} variants x {len(seeds)} seeds on {backend} -> {args.table}")

@@ -38,9 +38,11 @@ def main(argv: list[str] | None) -> None:
 
     config = build_config(NoiseConfig, load_params(args.params, "mnist_tips", "noise"), "mnist_tips.noise")
     if args.data.stem != config.source:
-        raise ConfigError(f"mnist_tips.noise.source: {config.source!r} is not allowed; allowed: {args.data.stem!r}, the file --data names ({args.data})")
+        raise ConfigError(f"mnist_tips.noise.source: {config.source!r} is not allowed; "
+                          f"allowed: {args.data.stem!r}, the file --data names ({args.data})")
     if not args.data.is_file():
-        raise ConfigError(f"--data {args.data}: no such prepared file; run `dvc repro preprocess@{config.source}` first")
+        raise ConfigError(f"--data {args.data}: no such prepared file; "
+                          f"run `dvc repro preprocess@{config.source}` first")
     with np.load(args.data) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["x_test"] = add_test_noise(arrays["x_test"], config.test_std, args.seed)

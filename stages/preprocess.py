@@ -43,7 +43,8 @@ def preprocess(raw: dict[str, np.ndarray], config: PreprocessConfig) -> dict[str
     """Pure core: uint8 IDX arrays keyed by file role -> the arrays a training stage loads."""
     n_train = len(raw["train_images"])
     if config.train_limit is not None and config.train_limit > n_train:
-        raise ConfigError(f"train_limit: {config.train_limit} is not allowed; the dataset has {n_train} training images")
+        raise ConfigError(f"train_limit: {config.train_limit} is not allowed; "
+                          f"the dataset has {n_train} training images")
     keep = slice(0, config.train_limit)
     return {
         "x_train": transform_images(raw["train_images"][keep], config),

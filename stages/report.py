@@ -1,7 +1,6 @@
-"""The reproduction report (reports/README.md): both posts' tables with every figure's verdict, the
-posts' claims and our own checks tested on our numbers, and where and why we differ. The rows come
-from the renderers the tables use, the posts' figures from reference/, claims and tolerances from
-claims.yaml, the prose from params; every verdict also goes to reports/verdicts.json."""
+"""The reproduction report (reports/README.md): both posts' tables with every figure's verdict, rendered
+as the tables render them, the posts' claims and our own checks tested on our numbers, and where and why
+we differ; every verdict also goes to reports/verdicts.json."""
 
 from __future__ import annotations
 
@@ -15,18 +14,15 @@ from lib.common.core import ConfigError, atomic_path, build_config, load_yaml, r
 from lib.results.claims import _pairs, check, load_claims, load_references, load_tables
 from lib.results.guards import units_backend
 from lib.results.other_backend import backend_summary, expected_params, gap_pattern, other_backend
-from lib.results.render import report_lines, verdicts_record
+from lib.results.render import claim_mark, report_lines, verdicts_record
 from lib.train.configs import OverfittingRule
 
 log = logging.getLogger("stages.report")
 
 
 def other_tables(specs: list[str], fashion: dict, tables: dict, references: dict) -> dict:
-    """The other-backend files as tables the differences' texts can address, each NAME=PATH as
-    `NAME_other`: `mnist_tips_other.<variant>.<metric>`; for a NAME starting with `fashion`,
-    `<NAME>_other.variants.<variant>.<logits|clipped|keras>.<figure>` and `<NAME>_other.pattern`
-    (gap_pattern: which side of the seed mean the post's dense-net figures fall on, in our units and
-    on the other backend)."""
+    """The other-backend files (NAME=PATH) as tables `NAME_other` the differences' texts can address:
+    `mnist_tips_other.<variant>.<metric>`, or for a NAME starting with `fashion` other_backend's with `pattern`."""
     out = {}
     for name, path in _pairs(specs, "--other-backend", "fashion=reports/fashion_jax_cpu.json"):
         if name == "mnist_tips":
@@ -59,10 +55,12 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--claims", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--runs", type=Path, help="the units' run folders, for the Keras backend they recorded")
-    parser.add_argument("--differences", type=Path, help="reference/differences.yaml: why figures differ from the posts")
-    parser.add_argument("--other-backend", nargs="*", default=[],
-                        help="NAME=PATH of tools.run_variants files (mnist_tips=..., fashion...=...), as tables NAME_other")
-    parser.add_argument("--verdicts", type=Path, help="also write every figure's verdict and every claim's outcome as JSON")
+    parser.add_argument("--differences", type=Path,
+                        help="reference/differences.yaml: why figures differ from the posts")
+    parser.add_argument("--other-backend", nargs="*", default=[], help="NAME=PATH of tools.run_variants files "
+                        "(mnist_tips=..., fashion...=...), as tables NAME_other")
+    parser.add_argument("--verdicts", type=Path,
+                        help="also write every figure's verdict and every claim's outcome as JSON")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     params = load_yaml(args.params) or {}
@@ -78,7 +76,7 @@ def main(argv: list[str] | None) -> None:
         write_json(args.verdicts, verdicts_record(tables, references, claims["tolerance"], outcomes))
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
-    held = {s: f"{sum(bool(o.holds and o.within_intervals) for o in outcomes if o.source == s)}/"
+    held = {s: f"{sum(claim_mark(o) == 'pass' for o in outcomes if o.source == s)}/"
                f"{sum(o.source == s for o in outcomes)}" for s in ("post", "project")}
     log.info(f"report: {held['post']} claims of the posts and {held['project']} checks of our own hold -> {args.out}")
 

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from lib.results.runs import read_curves
 from tests.conftest import dvc, restore_committed
 
 
@@ -24,7 +25,7 @@ def test_every_variant_and_seed_is_its_own_stage(smoke):
             config = json.loads((run_dir / "config.json").read_text())
             assert config["seed"] == seed and config["hidden_units"] == [32, 32] and config["epochs"] == 2
             assert config["data"] == group
-            history = json.loads((run_dir / "history.json").read_text())
+            history = read_curves(run_dir)
             assert len(history["loss"]) == 2 and history["val_accuracy"][-1] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
             curve = (run_dir / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().splitlines()
             assert len(curve) == 3  # header + one line per epoch (dvclive files val_* under eval/)
@@ -61,7 +62,7 @@ def folder_bytes(folder):
 def test_forced_rerun_of_one_unit_gives_identical_files(smoke):
     unit = runs_dir(smoke) / "unscaled" / "seed1"
     before = folder_bytes(unit)
-    assert {"metrics.json", "history.json", "config.json", "live/plots/metrics/eval/accuracy.tsv"} <= set(before)
+    assert {"metrics.json", "config.json", "live/plots/metrics/eval/accuracy.tsv"} <= set(before)
     rerun = dvc(["repro", "--force", "--single-item", "mnist_tips_unscaled@unscaled-1"], smoke["path"], env=smoke["env"])
     assert "Running stage 'mnist_tips_unscaled@unscaled-1'" in rerun.stdout
     assert folder_bytes(unit) == before

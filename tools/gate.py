@@ -1,24 +1,8 @@
-"""Accuracy regression gate: exit 1, naming each failure, when a metric leaves its bounds or a
-claim that held when the bounds were set stops holding. (`dvc metrics diff` shows changes but
-has no thresholds and always exits 0.)
-
-    python -m tools.gate check --floors floors/full.yaml     # after `dvc repro`
-    python -m tools.gate derive --out floors/full.yaml       # set bounds from the current results
-
-Each accuracy gets the bounds that matter for it, mean -/+ max(3 x seed std, 0.02):
-- the post's figure lies inside our seeds' prediction interval (the report's verdict
-  `consistent`): a floor and a ceiling, so a near-chance row that starts to learn fails as
-  surely as a good row that stops learning;
-- the post's figure lies outside it: only the bound on the side away from the post, so a fix
-  that brings the row towards the post passes, and a row that does not reproduce the post is
-  not protected as if it were a result;
-- no post figure (a variant of our own): a floor.
-A bound at or beyond the metric's range (accuracy 0 to 1) can never fail and is left out.
-
-`check` fails closed: a value that is not a number, a floors file that checks nothing or has a
-key it does not know, a malformed floors or claims file, and a metrics file whose bytes are not
-the ones dvc.lock recorded (edited by hand, or a stage not rerun) are failures, one line each.
-"""
+"""Accuracy regression gate: `check --floors FILE` exits 1, naming each failure, when a metric leaves its bounds or
+a claim that held when they were set (`derive --out FILE`, from the current results) stops holding; `dvc metrics
+diff` has no thresholds and always exits 0. It fails closed: a value that is not a number, a floors file that
+checks nothing or has an unknown key, a malformed floors or claims file, and metrics that are not the bytes
+dvc.lock recorded are failures, one line each."""
 
 from __future__ import annotations
 
@@ -45,8 +29,7 @@ def accuracy_entries(node, prefix=""):
     if isinstance(node, dict) and "mean" in node and "std" in node:
         if "accuracy" in prefix.rsplit(".", 1)[-1] and node["mean"] is not None:
             yield prefix, node
-        return
-    if isinstance(node, dict):
+    elif isinstance(node, dict):
         for key, value in node.items():
             yield from accuracy_entries(value, f"{prefix}.{key}" if prefix else key)
 
@@ -61,7 +44,11 @@ def post_value(references: dict, address: str):
 
 
 def bounds(entry: dict, post, tolerance: dict, std_factor: float, margin: float) -> dict:
-    """{floor, ceiling} or either alone, as the module docstring says."""
+    """The bounds that matter for an accuracy, mean -/+ max(std_factor x seed std, margin): where the post's
+    figure lies inside our seeds' prediction interval, a floor and a ceiling (a near-chance row that starts
+    to learn fails as surely as a good row that stops); where it lies outside, only the side away from the
+    post (a fix towards the post passes, and a row that does not reproduce it is not protected as a result);
+    with no post figure (a variant of our own), a floor. A bound at or beyond 0-1 can never fail: left out."""
     width = max(std_factor * (entry["std"] or 0.0), margin)
     low, high = round(entry["mean"] - width, 4), round(entry["mean"] + width, 4)
     if post is None:
@@ -70,22 +57,17 @@ def bounds(entry: dict, post, tolerance: dict, std_factor: float, margin: float)
         sides = {"floor", "ceiling"}
     else:
         sides = {"ceiling"} if entry["mean"] > post else {"floor"}
-    found = {}
-    if "floor" in sides and low > RANGE[0]:
-        found["floor"] = low
-    if "ceiling" in sides and high < RANGE[1]:
-        found["ceiling"] = high
-    return found
+    inside = {"floor": low > RANGE[0], "ceiling": high < RANGE[1]}
+    return {side: value for side, value in (("floor", low), ("ceiling", high)) if side in sides and inside[side]}
 
 
 def derive(tables: dict, claims: dict, std_factor: float, margin: float, references: dict | None = None) -> dict:
-    """Bounds around the current results, each metric in the directions that matter for it; and
-    the claims that hold now, which must keep holding."""
+    """Bounds around the current results, and the claims that hold now, which must keep holding."""
     metrics = {}
     for name, table in tables.items():
         for address, entry in accuracy_entries(table, name):
-            found = bounds(entry, post_value(references or {}, address), tolerance_for(address.rsplit(".", 1)[-1], claims["tolerance"]), std_factor, margin)
-            if found:
+            tolerance = tolerance_for(address.rsplit(".", 1)[-1], claims["tolerance"])
+            if found := bounds(entry, post_value(references or {}, address), tolerance, std_factor, margin):
                 metrics[address] = found
     holding = [o.claim_id for o in (check(c, tables) for c in claims["claims"]) if o.holds]
     return {"metrics": metrics, "claims": holding}
@@ -109,16 +91,13 @@ def run_check(tables: dict, claims: dict, floors: dict) -> list[str]:
     for claim_id in floors.get("claims", []):
         if claim_id not in by_id:
             failures.append(f"claim {claim_id}: not in the claims file")
-            continue
-        outcome = check(by_id[claim_id], tables)
-        if not outcome.holds:
+        elif not (outcome := check(by_id[claim_id], tables)).holds:
             failures.append(f"claim {claim_id} no longer holds: {outcome.text}; {outcome.detail}")
     return failures
 
 
 def load_floors(path: Path) -> dict:
-    """A floors file, refused with one line if it has a key the gate does not know (a misspelled
-    section would otherwise check nothing) or a bound that is not a number."""
+    """A floors file, refused if it has a key the gate does not know (a misspelled section would check nothing)."""
     data = load_yaml(path)
     if not isinstance(data, dict) or set(data) - {"metrics", "claims"}:
         keys = sorted(data) if isinstance(data, dict) else data
@@ -139,17 +118,15 @@ def lock_mismatches(specs: list[str], lock: Path) -> list[str]:
     """Each metrics file whose bytes differ from what dvc.lock recorded for it."""
     if not lock.is_file():
         return [f"{lock}: missing, so the metrics cannot be checked against the run that made them"]
-    recorded = {}
-    for stage in (load_yaml(lock) or {}).get("stages", {}).values():
-        for out in stage.get("outs", []):
-            recorded[out["path"]] = out.get("md5")
+    stages = (load_yaml(lock) or {}).get("stages", {}).values()
+    recorded = {out["path"]: out.get("md5") for stage in stages for out in stage.get("outs", [])}
     failures = []
-    for spec in specs:
-        path = spec.partition("=")[2]
+    for path in (spec.partition("=")[2] for spec in specs):
         if path not in recorded:
             failures.append(f"{path}: not an output in {lock}")
         elif hashlib.md5(Path(path).read_bytes()).hexdigest() != recorded[path]:
-            failures.append(f"{path}: not the file {lock} recorded (edited by hand, or its stage not rerun; see `dvc status`)")
+            failures.append(f"{path}: not the file {lock} recorded (edited by hand, or its stage not rerun; "
+                            "see `dvc status`)")
     return failures
 
 
@@ -170,16 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floors", type=Path, help="floors file to check against (check)")
     parser.add_argument("--out", type=Path, help="floors file to write (derive)")
     parser.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS, help="NAME=PATH of each table's metrics.json")
-    parser.add_argument("--reference", nargs="+", default=DEFAULT_REFERENCE, help="NAME=PATH of each table's post figures (derive)")
+    parser.add_argument("--reference", nargs="+", default=DEFAULT_REFERENCE,
+                        help="NAME=PATH of each table's post figures (derive)")
     parser.add_argument("--claims", type=Path, default=Path("claims.yaml"))
-    parser.add_argument("--lock", type=Path, default=Path("dvc.lock"), help="the lock file the metrics must match (check)")
+    parser.add_argument("--lock", type=Path, default=Path("dvc.lock"),
+                        help="the lock file the metrics must match (check)")
     parser.add_argument("--std-factor", type=float, default=3.0)
     parser.add_argument("--margin", type=float, default=0.02)
     args = parser.parse_args(argv)
-    if args.command == "check" and args.floors is None:
-        parser.error("check needs --floors")
-    if args.command == "derive" and args.out is None:
-        parser.error("derive needs --out")
+    needs = {"check": "floors", "derive": "out"}[args.command]
+    if getattr(args, needs) is None:
+        parser.error(f"{args.command} needs --{needs}")
     try:
         tables = _read(", ".join(args.metrics), load_tables, args.metrics)
         claims = _read(args.claims, load_claims, args.claims)
@@ -189,17 +167,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.command == "derive":
         floors = derive(tables, claims, args.std_factor, args.margin, load_references(args.reference))
+        rule = f"mean -/+ max({args.std_factor:g} x seed std, {args.margin:g})"
+        header = (f"# Written by `python -m tools.gate derive` from {', '.join(args.metrics)}:\n"
+                  f"# bounds = {rule}: floor and ceiling where the\n"
+                  "# post's figure is reproduced, the side away from the post where it is not, a floor where the post\n"
+                  "# has none; bounds outside 0-1 left out (tools/gate.py says why). Claims that held then.\n")
         with atomic_path(args.out) as tmp:
-            tmp.write_text(
-                f"# Written by `python -m tools.gate derive` from {', '.join(args.metrics)}:\n"
-                f"# bounds = mean -/+ max({args.std_factor:g} x seed std, {args.margin:g}): floor and ceiling where the\n"
-                "# post's figure is reproduced, the side away from the post where it is not, a floor where the post\n"
-                "# has none; bounds outside 0-1 left out (tools/gate.py says why). Claims that held then.\n"
-                + yaml.safe_dump(floors, sort_keys=True),
-                encoding="utf-8",
-            )
+            tmp.write_text(header + yaml.safe_dump(floors, sort_keys=True), encoding="utf-8")
         count = sum(len(b) for b in floors["metrics"].values())
-        print(f"gate: {count} bounds on {len(floors['metrics'])} metrics and {len(floors['claims'])} claims -> {args.out}")
+        print(f"gate: {count} bounds on {len(floors['metrics'])} metrics and {len(floors['claims'])} claims "
+              f"-> {args.out}")
         return 0
     failures = lock_mismatches(args.metrics, args.lock) + run_check(tables, claims, floors)
     for failure in failures:

@@ -1,41 +1,13 @@
-"""Run the out-of-date stages of the pipeline in parallel on Dask: one task per DVC stage.
-
-    python -m tools.run_parallel                       # a LocalCluster, one worker per core
-    python -m tools.run_parallel --workers 2
-    python -m tools.run_parallel --scheduler tcp://HOST:8786   # an existing Dask cluster
-    python -m tools.run_parallel 'fashion_cv@*'         # only these stages and what they need
-    python -m tools.run_parallel --allow-missing        # keep recorded units whose model is not here
-
-TARGETS, like `dvc repro TARGET`, limit the run to the named stages (shell-style patterns of
-stage names, as `dvc status` prints them) and the stages they depend on; the stages downstream
-of them wait for a later run. A run across sessions can so train the units first and write the
-tables once all of them are there.
-
---allow-missing, like `dvc repro --allow-missing`, leaves alone a stage whose only change is a
-cached output missing from this clone, such as a fresh clone's trained models: its inputs and
-command are those dvc.lock recorded, and so is its result in git. Such a stage still runs when
-a stage that runs reads from it (the datasets, before training).
-
-It asks DVC which stages are out of date (`dvc status --json`, and everything downstream of
-them in DVC's graph of the project), then submits one Dask task per stage, each running
-`dvc --wait-for-lock repro --single-item STAGE` in the project, after the tasks of the stages it
-depends on. DVC still runs, caches, locks and records every stage, so the result is the same
-dvc.lock and the same files as a plain `dvc repro`, and a rerun resumes from what finished.
-
-A stage that fails is reported with the end of its log; the stages that do not depend on it
-go on, and the command exits 1 at the end. Ctrl-C stops the running stages (each stage's
-command gets the SIGINT a terminal's Ctrl-C would give it; DVC then records nothing for it)
-and starts nothing new.
-
-With --scheduler, every worker must see this project at the same path (a shared filesystem
-holding the workspace and its DVC cache) and have the project's Python environment.
-"""
+"""Run the out-of-date stages of the pipeline in parallel on Dask, one task per DVC stage: each is a
+`dvc --wait-for-lock repro --single-item STAGE` once the stages it depends on have ended, so DVC still runs,
+caches, locks and records every stage, as a plain `dvc repro` would. TARGETS and --allow-missing limit the
+run as in `dvc repro`; a failing stage is reported with the end of its log while the rest go on (exit 1);
+Ctrl-C stops the running stages (exit 130). README.md, "Running in parallel", says more."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import fnmatch
 import json
 import os
@@ -50,27 +22,26 @@ from pathlib import Path
 import psutil
 
 from lib.common.core import die_with_parent
-from tools.timing import RUNNING, Records
+from tools.timing import RUNNING, Records, now_iso
 
 STOP = "tools.run_parallel-stop"  # a Dask Event: set on Ctrl-C, every running stage is interrupted
 LOG_TAIL = 40
-
-
-def dvc_command(*args: str) -> list[str]:
-    """`dvc ARGS` with this interpreter, so workers use the environment they run in."""
-    return [sys.executable, "-m", "dvc", *args]
+DVC = [sys.executable, "-m", "dvc"]  # this interpreter's, so workers use the environment they run in
+OUTCOMES = {  # how the run reports each status a stage's task ends with; "broke": the task itself (its worker died)
+    "ran": "ran in {seconds:.0f} s", "up to date": "up to date", "interrupted": "interrupted",
+    "failed": "FAILED (exit {returncode}); the end of its log:\n{log}", "broke": "FAILED: {error}",
+    "not run": "not run: {because}, which it depends on, failed"}
 
 
 def _dvc_output(root: Path, *args: str) -> str:
-    result = subprocess.run(dvc_command(*args), cwd=root, capture_output=True, text=True)
+    result = subprocess.run([*DVC, *args], cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"`dvc {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout
 
 
 def pipeline(root: Path) -> tuple[list[str], dict[str, set[str]], dict[str, set[str]]]:
-    """The stages in dvc.yaml's order, the stages each depends on, and each one's dependency paths,
-    from DVC's own graph of the project."""
+    """From DVC's graph: the stages in dvc.yaml's order, the stages each depends on, each one's dependency paths."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
@@ -82,70 +53,56 @@ def pipeline(root: Path) -> tuple[list[str], dict[str, set[str]], dict[str, set[
     return stages, upstream, deps
 
 
-def stale(changed: set[str], upstream: dict[str, set[str]], targets: list[str] | None = None) -> dict[str, set[str]]:
-    """What `dvc repro [TARGETS]` would run: the changed stages and everything downstream of
-    them, each with the stages among them that it waits for, in an order where those come
-    first. With `targets` (shell-style patterns of stage names), only the stages they match and
-    the stages those depend on, directly or not."""
-    downstream: dict[str, set[str]] = {}
-    for stage, deps in upstream.items():
-        for dep in deps:
-            downstream.setdefault(dep, set()).add(stage)
-    todo, seen = deque(sorted(changed)), set(changed)
+def _reach(stages: set[str], edges: dict[str, set[str]]) -> set[str]:
+    """`stages` and every stage reached from them along `edges`, directly or not."""
+    found, todo = set(stages), list(stages)
     while todo:
-        for child in sorted(downstream.get(todo.popleft(), ())):
-            if child not in seen:
-                seen.add(child)
-                todo.append(child)
+        for other in edges.get(todo.pop(), ()):
+            if other not in found:
+                found.add(other)
+                todo.append(other)
+    return found
+
+
+def stale(changed: set[str], upstream: dict[str, set[str]], targets: list[str] | None = None) -> dict[str, set[str]]:
+    """What `dvc repro [TARGETS]` would run: the changed stages and everything downstream of them (with
+    `targets`, only those `wanted`), each with the ones among them it waits for, in an order where those come first."""
+    downstream = {dep: {s for s, deps in upstream.items() if dep in deps} for dep in set().union(*upstream.values())}
+    seen = _reach(changed, downstream)
     if targets is not None:
         seen &= wanted(targets, upstream)
     waits = {stage: upstream.get(stage, set()) & seen for stage in seen}
-    ordered, done = {}, set()
+    ordered = {}
     while len(ordered) < len(waits):  # Kahn's order; DVC refuses cycles, so this ends
-        ready = sorted(s for s in waits if s not in done and waits[s] <= done)
+        ready = sorted(s for s in waits if s not in ordered and waits[s] <= ordered.keys())
         if not ready:
-            raise RuntimeError(f"no stage can start; waiting: {sorted(set(waits) - done)}")
-        for stage in ready:
-            ordered[stage] = waits[stage]
-            done.add(stage)
+            raise RuntimeError(f"no stage can start; waiting: {sorted(set(waits) - set(ordered))}")
+        ordered.update((stage, waits[stage]) for stage in ready)
     return ordered
 
 
 def wanted(targets: list[str], upstream: dict[str, set[str]]) -> set[str]:
-    """The stages `targets` match and every stage they depend on; a pattern that matches no
-    stage is an error (a misspelt target must not quietly run nothing)."""
+    """The stages `targets` (shell-style patterns) match and every stage they depend on; a pattern that
+    matches no stage is an error (a misspelt target must not quietly run nothing)."""
     found = set()
     for pattern in targets:
         matched = {stage for stage in upstream if fnmatch.fnmatchcase(stage, pattern)}
         if not matched:
-            raise ValueError(f"no stage matches {pattern!r}; the stages are the names `dvc status` prints, e.g. {min(upstream)!r}")
+            raise ValueError(f"no stage matches {pattern!r}; the stages are the names `dvc status` prints, "
+                             f"e.g. {min(upstream)!r}")
         found |= matched
-    return with_upstream(found, upstream)
-
-
-def with_upstream(stages: set[str], upstream: dict[str, set[str]]) -> set[str]:
-    """`stages` and every stage they depend on, directly or not."""
-    found, todo = set(stages), deque(stages)
-    while todo:
-        for dep in upstream.get(todo.popleft(), ()):
-            if dep not in found:
-                found.add(dep)
-                todo.append(dep)
-    return found
+    return _reach(found, upstream)
 
 
 def only_missing(entries: list) -> dict[str, str] | None:
-    """What a stage's `dvc status --json` entries say is missing from this clone, when that is
-    all they say: outputs not in its cache (a fresh clone's models) and dependencies deleted
-    (data another stage writes). Its command and the inputs it has are unchanged."""
+    """What a stage's `dvc status --json` entries say is missing from this clone, when that is all they
+    say: outputs not in its cache (a fresh clone's models) and dependencies deleted (data another stage writes)."""
     allowed = {"changed outs": "not in cache", "changed deps": "deleted"}
     if not entries or not all(isinstance(entry, dict) and set(entry) <= set(allowed) for entry in entries):
         return None
     paths = {path: state for entry in entries for kind, changes in entry.items() for path, state in changes.items()
              if state == allowed[kind]}
-    if len(paths) != sum(len(changes) for entry in entries for changes in entry.values()):
-        return None
-    return paths
+    return paths if len(paths) == sum(len(changes) for entry in entries for changes in entry.values()) else None
 
 
 def _reads(dep: str, out: str) -> bool:
@@ -154,12 +111,9 @@ def _reads(dep: str, out: str) -> bool:
 
 def allow_missing(status: dict, upstream: dict[str, set[str]], deps: dict[str, set[str]],
                   targets: list[str] | None = None) -> tuple[set[str], set[str]]:
-    """As `dvc repro --allow-missing`: which changed stages run, and which are left to DVC's
-    check with --allow-missing. A stage whose only change is a cached output missing from this
-    clone is left alone unless a stage that runs reads that output (`deps`: each stage's
-    dependency paths); then it runs too, to bring the output back. The stages left alone that
-    are downstream of one that runs are still checked, with --allow-missing, by DVC itself:
-    they run if what they read changed, and are skipped if only their outputs are missing."""
+    """As `dvc repro --allow-missing`: the changed stages that run, and those DVC checks with --allow-missing
+    (downstream of one that runs). A stage that only misses a cached output is left alone unless a stage that
+    runs reads that output (`deps`: each stage's dependency paths); then it runs too, to bring it back."""
     found = {stage: paths for stage, entries in status.items() if (paths := only_missing(entries))}
     outs = {stage: {p for p, state in paths.items() if state == "not in cache"} for stage, paths in found.items()}
     missing = {}
@@ -183,17 +137,14 @@ def allow_missing(status: dict, upstream: dict[str, set[str]], deps: dict[str, s
 
 def plan(root: Path, targets: list[str] | None = None,
          missing_ok: bool = False) -> tuple[dict[str, set[str]], int, set[str], int]:
-    """The stages to run (each with those it waits for), how many of the rest are up to date
-    (with `targets`, of the stages they need), those to run with DVC's --allow-missing, and how
-    many of the rest only miss a cached output (with `missing_ok`; counted as up to date)."""
+    """The stages to run (each with those it waits for), how many of the rest (of those `targets` need) are up
+    to date, those to run with --allow-missing, and how many only miss a cached output (with `missing_ok`)."""
     stages, upstream, deps = pipeline(root)
     status = json.loads(_dvc_output(root, "status", "--json") or "{}")
     unknown = set(status) - set(stages)
     if unknown:
         raise RuntimeError(f"`dvc status` lists stages `dvc dag` does not: {sorted(unknown)}")
-    changed, lenient = set(status), set()
-    if missing_ok:
-        changed, lenient = allow_missing(status, upstream, deps, targets)
+    changed, lenient = allow_missing(status, upstream, deps, targets) if missing_ok else (set(status), set())
     waits = stale(changed, upstream, targets)
     considered = len(stages) if targets is None else len(wanted(targets, upstream))
     left_alone = sum(1 for stage, entries in status.items() if stage not in waits and only_missing(entries))
@@ -208,11 +159,8 @@ def _child_setup() -> None:
 
 
 def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = False) -> dict:
-    """A Dask task: `dvc --wait-for-lock repro --single-item STAGE` in `root` (with
-    --allow-missing if asked), once the tasks of the stages it depends on (`upstream`, their
-    results) have ended. Returns what happened:
-    status "ran", "up to date", "failed" (with the end of its log), "not run" (a stage it
-    depends on did not succeed) or "interrupted"."""
+    """A Dask task: `dvc --wait-for-lock repro --single-item [--allow-missing] STAGE` in `root` once the stages
+    it depends on (`upstream`, their tasks' results) have ended; its status (OUTCOMES) and what reports it."""
     from distributed import Event, get_client
 
     broken = [u for u in upstream if u["status"] not in ("ran", "up to date")]
@@ -223,7 +171,7 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
         return {"stage": stage, "status": "not run", "because": "the interrupt"}
     started = time.perf_counter()
     options = ["--allow-missing"] if allow_missing else []
-    proc = subprocess.Popen(dvc_command("--wait-for-lock", "repro", "--single-item", *options, stage), cwd=root,
+    proc = subprocess.Popen([*DVC, "--wait-for-lock", "repro", "--single-item", *options, stage], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=_child_setup)
     lines: deque[str] = deque(maxlen=LOG_TAIL)
@@ -250,17 +198,12 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
                     if child.pid not in signalled:
                         signalled.add(child.pid)
                         child.send_signal(signal.SIGINT)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            pass
     reader.join(timeout=10)
-    seconds = time.perf_counter() - started
-    if interrupted and proc.returncode != 0:
-        return {"stage": stage, "status": "interrupted", "seconds": seconds}
-    if proc.returncode != 0:
-        return {"stage": stage, "status": "failed", "returncode": proc.returncode, "log": "".join(lines), "seconds": seconds}
-    return {"stage": stage, "status": "ran" if ran else "up to date", "seconds": seconds}
+    status = ("ran" if ran else "up to date") if proc.returncode == 0 else "interrupted" if interrupted else "failed"
+    return {"stage": stage, "status": status, "seconds": time.perf_counter() - started,
+            "returncode": proc.returncode, "log": "".join(lines).rstrip()}
 
 
 def _progress(text: str) -> None:
@@ -271,14 +214,14 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
         missing_ok: bool = False) -> int:
     """Submit the out-of-date stages to `client`; wait, reporting each; return the exit code.
     `counts` receives how many stages ran, were up to date, failed (as far as the run got)."""
-    counts = {} if counts is None else counts
     from distributed import Event, as_completed, wait
 
+    counts = {} if counts is None else counts
     waits, up_to_date, lenient, left_alone = plan(root, targets, missing_ok)
     total = len(waits)
-    _progress(f"{total} stages to check (changed, or downstream of a change; DVC skips those whose "
-              f"inputs turn out unchanged), {up_to_date} up to date"
-              + (f" ({left_alone} of them only miss a cached output, left alone: --allow-missing)" if left_alone else ""))
+    note = f" ({left_alone} of them only miss a cached output, left alone: --allow-missing)" if left_alone else ""
+    _progress(f"{total} stages to check (changed, or downstream of a change; DVC skips those whose inputs turn out "
+              f"unchanged), {up_to_date} up to date{note}")
     if not total:
         return 0
     stop = Event(STOP, client=client)
@@ -288,34 +231,18 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
         futures[stage] = client.submit(run_stage, stage, str(root), *[futures[d] for d in sorted(deps)],
                                        allow_missing=stage in lenient, key=f"dvc-stage-{stage}", pure=False, retries=0)
     stage_of = {future.key: stage for stage, future in futures.items()}
-    done, ran, failed, skipped = 0, 0, [], []
+    ended = {status: [] for status in OUTCOMES}  # the stages that ended so, in the order they did
     workers = len(client.scheduler_info()["workers"])
     try:
         for future in as_completed(futures.values()):
             stage = stage_of[future.key]
-            if future.status != "finished":  # the task itself broke (e.g. its worker died)
-                failed.append(stage)
-                _progress(f"[{done}/{total}] {stage} FAILED: {future.exception()!r}")
-                continue
-            result = future.result()
-            status = result["status"]
-            if status in ("ran", "up to date"):
-                done += 1
-                if status == "up to date":
-                    _progress(f"[{done}/{total}] {stage} up to date")
-                    continue
-                ran += 1
-                if times is not None:
-                    times.add(stage, result["seconds"], side_by_side=workers)
-                _progress(f"[{done}/{total}] {stage} ran in {result['seconds']:.0f} s")
-            elif status == "failed":
-                failed.append(stage)
-                _progress(f"[{done}/{total}] {stage} FAILED (exit {result['returncode']}); the end of its log:\n{result['log'].rstrip()}")
-            elif status == "not run":
-                skipped.append(stage)
-                _progress(f"[{done}/{total}] {stage} not run: {result['because']}, which it depends on, failed")
-            else:
-                _progress(f"[{done}/{total}] {stage} interrupted")
+            finished = future.status == "finished"
+            result = future.result() if finished else {"status": "broke", "error": repr(future.exception())}
+            ended[result["status"]].append(stage)
+            if result["status"] == "ran" and times is not None:
+                times.add(stage, result["seconds"], side_by_side=workers)
+            done = len(ended["ran"]) + len(ended["up to date"])
+            _progress(f"[{done}/{total}] {stage} " + OUTCOMES[result["status"]].format(**result))
     except KeyboardInterrupt:
         # Each running stage's task sees the event and sends its stage's command the SIGINT of
         # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end.
@@ -327,9 +254,13 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
             _progress("some stages did not stop within 300 s")
         return 130
     finally:  # as far as the run got, also after Ctrl-C
-        counts.update(stages_run=ran, stages_up_to_date=done - ran, stages_failed=len(failed) + len(skipped))
-    _progress(f"{done} of {total} stages done ({ran} ran, {done - ran} up to date), {len(failed)} failed{': ' + ', '.join(sorted(failed)) if failed else ''}"
-              f"{f', {len(skipped)} not run because a stage they depend on failed' if skipped else ''}")
+        counts.update(stages_run=len(ended["ran"]), stages_up_to_date=len(ended["up to date"]),
+                      stages_failed=len(ended["failed"]) + len(ended["broke"]) + len(ended["not run"]))
+    failed, skipped = sorted(ended["failed"] + ended["broke"]), ended["not run"]
+    ran, fresh = counts["stages_run"], counts["stages_up_to_date"]
+    _progress(f"{ran + fresh} of {total} stages done ({ran} ran, {fresh} up to date), {len(failed)} failed"
+              + (": " + ", ".join(failed) if failed else "")
+              + (f", {len(skipped)} not run because a stage they depend on failed" if skipped else ""))
     return 1 if failed or skipped else 0
 
 
@@ -338,17 +269,20 @@ def main(argv: list[str] | None = None) -> int:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=os.cpu_count(),
                        help="worker processes of the LocalCluster (default: one per core)")
-    where.add_argument("--scheduler", help="address of an existing Dask scheduler whose workers share this project's filesystem")
+    where.add_argument("--scheduler",
+                       help="address of an existing Dask scheduler whose workers share this project's filesystem")
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help="run only these stages (shell-style patterns of stage names) and those they depend on")
     parser.add_argument("--allow-missing", action="store_true",
-                        help="as dvc repro --allow-missing: leave alone the stages whose only change is a cached output "
-                             "missing from this clone (e.g. the models of recorded units), unless a stage that runs reads it")
-    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file (benchmarks: reports/benchmarks/stage_times_parallel.json)")
+                        help="as dvc repro --allow-missing: leave alone the stages whose only change is a cached "
+                             "output missing from this clone (e.g. the models of recorded units), unless a stage "
+                             "that runs reads it")
+    parser.add_argument("--times", type=Path, help="merge each stage's wall time into this file "
+                        "(benchmarks: reports/benchmarks/stage_times_parallel.json)")
     args = parser.parse_args(argv)
     if args.scheduler is None and args.workers < 1:
         parser.error(f"--workers: {args.workers} is not allowed; allowed: an integer >= 1")
-    started_at, started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), time.perf_counter()  # end to end
+    started_at, started = now_iso(), time.perf_counter()  # end to end
     root = Path(_dvc_output(Path.cwd(), "root").strip()).resolve()
     targets = args.targets or None
     if targets:
@@ -356,26 +290,21 @@ def main(argv: list[str] | None = None) -> int:
             wanted(targets, pipeline(root)[1])
         except ValueError as error:
             parser.error(str(error))
-    times = None
-    if args.times:
-        times = Records(args.times)
+    times = Records(args.times) if args.times else None
 
     from distributed import Client, LocalCluster
 
-    if args.scheduler:
-        client = Client(args.scheduler)
-        cluster = None
-    else:
-        # One task per worker process: each stage is a whole `dvc repro` process, and TensorFlow
-        # inside it uses the cores it finds.
-        # The worker processes ignore SIGINT: a terminal's Ctrl-C reaches this process alone,
-        # which then stops the stages through their tasks (run()), as it would on a cluster.
+    cluster = None
+    if not args.scheduler:
+        # One task per worker process: each stage is a whole `dvc repro`, whose TensorFlow uses the cores it finds.
+        # The workers ignore SIGINT: a terminal's Ctrl-C reaches this process alone, which then stops the
+        # stages through their tasks (run()), as it would on a cluster.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         finally:
             signal.signal(signal.SIGINT, previous)
-        client = Client(cluster)
+    client = Client(args.scheduler or cluster)
     code, counts = 130, {}
     try:
         _progress(f"Dask dashboard: {client.dashboard_link}")

@@ -1,28 +1,14 @@
-"""Train variants of either post outside DVC on whatever Keras backend is active and write the
-results as JSON: how a row behaves on JAX (e.g. on a GPU machine without TensorFlow or DVC).
-
-    python -m tools.run_variants --backend jax --prepared data/prepared \\
-        --variants unscaled unscaled_keras2_loss --seeds 0 1 2 --out results.json
-    python -m tools.run_variants --backend jax --post fashion --prepared data/prepared \\
-        --variants dense64 dense64_l2 --seeds 0 1 2 3 4 --out reports/fashion_jax_cpu.json
-
-An MNIST tips row is one run per seed (its final train and test accuracy and loss). A
-Fashion-MNIST variant is one cross-validation per seed: every fold of `fashion.cross_validation`
-trained as a `fashion_cv` unit trains it, and the fold-mean curves the overfitting warning is
-taken on. Those curves carry the validation loss three ways: as the backend's Keras computed
-it, and recomputed on the same weights after every epoch under both definitions a softmax
-output can get (`val_loss_callback`), so the table can show how far the warning moves with
-the definition alone.
-
-The file records what made each number: every variant's effective params (the same dict a DVC
-unit writes to its config.json), the MD5 of every `lib` and `stages` module the run loaded (the hashes
-dvc.lock gives those files), the commit, the library versions, the devices and XLA_FLAGS.
-"""
+"""Train variants of either post outside DVC on whatever Keras backend is active and write the results as
+JSON (e.g. on a GPU machine without TensorFlow or DVC): an MNIST tips row is one run per seed; a Fashion-MNIST
+variant is one cross-validation per seed, every fold trained as its `fashion_cv` unit trains it, with its
+validation loss also under both definitions a softmax output can get. The file records what made each number:
+each variant's params, the MD5 of every module loaded, the commit, library versions, devices and XLA_FLAGS."""
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -40,49 +26,29 @@ from lib.train.configs import Training, check_groups, cv_params, cv_unit, tips_u
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def data_of(params: Path) -> dict[str, str]:
-    """`mnist_tips.data` inverted: variant -> the prepared file group it trains on."""
-    tips = load_params(params, "mnist_tips")
-    return {variant: data for data, variants in check_groups(tips["data"], list(tips["variants"])).items()
-            for variant in variants}
-
-
 def code_version() -> dict:
-    """The commit (from $CODE_COMMIT where there is no git, e.g. a copied tree) and the MD5 of
-    every module of the project's `lib` and `stages` packages that this run loaded."""
+    """The commit ($CODE_COMMIT where there is no git) and the MD5 of each `lib` and `stages` module loaded."""
     commit = os.environ.get("CODE_COMMIT", "")
     if not commit:
         found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         commit = found.stdout.strip() if found.returncode == 0 else "unknown"
     loaded = sorted({Path(m.__file__).resolve() for name, m in list(sys.modules.items())
                      if name.split(".")[0] in ("lib", "stages") and getattr(m, "__file__", None)})
-    return {"commit": commit, "md5": {str(path.relative_to(ROOT)): hashlib.md5(path.read_bytes()).hexdigest() for path in loaded}}
+    return {"commit": commit,
+            "md5": {str(path.relative_to(ROOT)): hashlib.md5(path.read_bytes()).hexdigest() for path in loaded}}
 
 
-def versions() -> dict:
-    import keras
-
-    found = {"keras": keras.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    if keras.backend.backend() == "jax":
-        import jax
-
-        found["jax"] = jax.__version__
-    elif keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        found["tensorflow"] = tf.__version__
-    return found
+def history_digest(curves: dict) -> str:
+    """Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical."""
+    return hashlib.sha256(json.dumps(curves, sort_keys=True).encode()).hexdigest()
 
 
 def val_loss_definitions(logits: np.ndarray, labels: np.ndarray, regularization: float = 0.0) -> dict[str, float]:
-    """Mean sparse categorical cross-entropy of a softmax output, two ways:
-    - `logits`: from the logits behind the softmax, -log softmax(z)[y] in float64 (Keras 3 on
-      TensorFlow, and TensorFlow 2.1's `fit`);
-    - `clipped`: from the float32 probabilities, normalised and clipped to [1e-7, 1 - 1e-7]
-      before the log (Keras 3 on JAX, and TensorFlow 2.1 in eager mode).
-    They differ only where the true class's probability falls below 1e-7 (a confident wrong
-    answer): there `clipped` stops at -log(1e-7) = 16.1 while `logits` keeps growing.
-    `regularization` (the model's L2 penalty) is added to both, as Keras adds it to val_loss."""
+    """Mean sparse categorical cross-entropy of a softmax output, two ways: `logits`, -log softmax(z)[y] in float64
+    (Keras 3 on TensorFlow, TensorFlow 2.1's `fit`); `clipped`, from the float32 probabilities normalised and
+    clipped to [1e-7, 1 - 1e-7] (Keras 3 on JAX, TensorFlow 2.1 eager). They differ only where the true class's
+    probability is below 1e-7 (a confident wrong answer): `clipped` stops at 16.1, `logits` keeps growing. Both
+    add `regularization` (the model's L2 penalty), as Keras adds it to val_loss."""
     import keras
 
     rows = np.arange(len(labels))
@@ -95,13 +61,13 @@ def val_loss_definitions(logits: np.ndarray, labels: np.ndarray, regularization:
     p = p / p.sum(axis=1, keepdims=True)
     eps = np.float32(keras.config.epsilon())
     clipped = -np.log(np.clip(p[rows, labels], eps, np.float32(1) - eps))
-    return {"logits": float(by_logits.mean()) + regularization, "clipped": float(clipped.astype(np.float64).mean()) + regularization}
+    return {"logits": float(by_logits.mean()) + regularization,
+            "clipped": float(clipped.astype(np.float64).mean()) + regularization}
 
 
 def val_loss_callback(x_val, y_val):
-    """A Keras callback that, after every epoch, computes the validation loss of the current
-    weights under both `val_loss_definitions` (into its `curves`), from the logits the last
-    Dense layer computes before its softmax (dropout off, as in Keras's own validation pass)."""
+    """A Keras callback: after every epoch, the validation loss under both `val_loss_definitions` (into its `curves`),
+    from the logits the last Dense layer computes before its softmax (dropout off, as in Keras's validation)."""
     import keras
 
     class ValLossDefinitions(keras.callbacks.Callback):
@@ -121,21 +87,20 @@ def val_loss_callback(x_val, y_val):
 
 
 def fashion_setup(variant_name: str, params: Path):
-    """A dense variant's config, the shared run settings and the cross-validation, from params, and the
-    params the result file records for it (lib.train.configs.cv_params)."""
+    """A dense variant's config, run settings and cross-validation, and the params the results record for it."""
     fashion = {key: load_params(params, "fashion", key) for key in ("variants", "training", "cross_validation")}
     variant, settings, cv, _ = cv_unit(fashion, variant_name, 0, 0)
     if variant.early_stopping_patience:
-        raise SystemExit(f"{variant_name}: stops early, so its folds have different lengths; choose a variant of the post")
+        raise SystemExit(f"{variant_name}: stops early, so its folds have different lengths; "
+                         "choose a variant of the post")
     return variant, settings, cv, cv_params(fashion, variant_name)
 
 
 def replay_order_callback():
-    """A Keras callback that makes JAX replay one order of the training data every epoch, as
-    Keras 3 on TensorFlow does once a seed is set (its tf.data permutation restarts from the
-    same seed each epoch): Keras on JAX draws each epoch's order from NumPy's global generator,
-    which this resets at every epoch's start to its state when training began. (Keras draws
-    one order before that, to look at the data, and trains on none of its batches.)"""
+    """A Keras callback that makes JAX replay one order of the training data every epoch, as seeded Keras 3 on
+    TensorFlow does (its tf.data permutation restarts from the seed): Keras on JAX draws each epoch's order from
+    NumPy's global generator, which this resets at each epoch's start to its state when training began (Keras
+    draws one order before that, to look at the data, and trains on none of its batches)."""
     import keras
 
     class ReplayOrder(keras.callbacks.Callback):
@@ -148,10 +113,10 @@ def replay_order_callback():
     return ReplayOrder()
 
 
-def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.ndarray, params: Path, replay_order: bool = False) -> dict:
-    """One cross-validation of one dense variant with one seed, every fold trained as its
-    `fashion_cv` unit trains it (stages.fashion_cv.train_fold), plus the validation loss under
-    both definitions; returns the fold-mean curves and a digest of each fold's history."""
+def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.ndarray, params: Path,
+                replay_order: bool = False) -> dict:
+    """One cross-validation of one dense variant with one seed, every fold trained as its `fashion_cv` unit
+    trains it, plus the validation loss under both definitions: the fold-mean curves and each fold's digest."""
     from lib.train.keras_train import fold_indices, train_fold
 
     variant, settings, cv, _ = fashion_setup(variant_name, params)
@@ -161,21 +126,24 @@ def run_fashion(variant_name: str, seed: int, images: np.ndarray, labels: np.nda
         definitions = val_loss_callback(images[val], labels[val])
         started = time.perf_counter()
         callbacks = [definitions, replay_order_callback()] if replay_order else [definitions]
-        curves, _ = train_fold(variant, settings, seed, images[train], labels[train], images[val], labels[val], callbacks)
-        # The digest of the history as Keras gave it: equal to the unit's history.json's on the same backend.
-        digests.append(hashlib.sha256(json.dumps(curves, sort_keys=True).encode()).hexdigest())
+        curves, _ = train_fold(variant, settings, seed, images[train], labels[train], images[val], labels[val],
+                               callbacks)
+        # The digest of the curves as Keras gave them: equal to the unit's (its dvclive record) on the same backend.
+        digests.append(history_digest(curves))
         curves.update(definitions.curves)
         folds.append(curves)
         print(f"run_variants: {variant_name} seed {seed} fold {fold + 1}/{cv.k}: {time.perf_counter() - started:.0f} s,"
               f" final val_loss {curves['val_loss'][-1]:.4f} (logits {curves['val_loss_logits'][-1]:.4f},"
               f" clipped {curves['val_loss_clipped'][-1]:.4f})", file=sys.stderr, flush=True)
-    return {"history_sha256": digests, "curves": {n: [float(v) for v in np.mean([f[n] for f in folds], axis=0)] for n in folds[0]}}
+    return {"history_sha256": digests,
+            "curves": {n: [float(v) for v in np.mean([f[n] for f in folds], axis=0)] for n in folds[0]}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--post", choices=("mnist_tips", "fashion"), default="mnist_tips")
-    parser.add_argument("--prepared", required=True, type=Path, help="the folder the preprocess and noise stages write (data/prepared)")
+    parser.add_argument("--prepared", required=True, type=Path,
+                        help="the folder the preprocess and noise stages write (data/prepared)")
     parser.add_argument("--variants", required=True, nargs="+")
     parser.add_argument("--seeds", required=True, nargs="+", type=int)
     parser.add_argument("--out", required=True, type=Path)
@@ -187,29 +155,35 @@ def main() -> None:
     use_backend(args.backend or Training(**load_params(args.params, "training")).backend)
     import keras
 
-    if args.replay_order and (args.post != "fashion" or keras.backend.backend() != "jax"):
-        raise SystemExit("--replay-order: only for --post fashion on --backend jax (seeded TensorFlow replays one order already)")
-
-    devices = []
-    if keras.backend.backend() == "jax":
-        import jax
-
-        devices = [str(d) for d in jax.devices()]
+    backend = keras.backend.backend()
+    if args.replay_order and (args.post != "fashion" or backend != "jax"):
+        raise SystemExit("--replay-order: only for --post fashion on --backend jax "
+                         "(seeded TensorFlow replays one order already)")
+    devices = [str(d) for d in importlib.import_module("jax").devices()] if backend == "jax" else []
+    versions = {"keras": keras.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    if backend in ("jax", "tensorflow"):  # the backend's own library, named as its module
+        versions[backend] = importlib.import_module(backend).__version__
     # The order of the training data across epochs: Keras reshuffles before every epoch, except on
     # TensorFlow with a seed set (as every unit sets one), where each epoch replays one order.
-    order = "reshuffled" if keras.backend.backend() == "jax" and not args.replay_order else "replayed"
-    header = {"post": args.post, "backend": keras.backend.backend(), "devices": devices, "machine": platform.machine(),
-              "versions": versions(), "xla_flags": os.environ.get("XLA_FLAGS", ""), "epoch_order": order}
+    order = "reshuffled" if backend == "jax" and not args.replay_order else "replayed"
+    header = {"post": args.post, "backend": backend, "devices": devices, "machine": platform.machine(),
+              "versions": versions, "xla_flags": os.environ.get("XLA_FLAGS", ""), "epoch_order": order}
     results, params = [], {}
     if args.out.is_file():
         # Resume: keep the runs an interrupted invocation wrote, if they were made the same way.
         found = json.loads(args.out.read_text())
         if {k: found.get(k) for k in header} != header:
-            raise SystemExit(f"{args.out}: written by another backend, machine or library version; choose another --out")
+            raise SystemExit(f"{args.out}: written by another backend, machine or library version; "
+                             "choose another --out")
         results, params = found["runs"], found["params"]
     done = {(r["variant"], r["seed"]) for r in results}
 
-    def save(row: dict) -> None:
+    def same_params(name: str, recorded: dict) -> None:
+        if params.setdefault(name, recorded) != recorded:
+            raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
+
+    def save(name: str, seed: int, started: float, run: dict) -> None:
+        row = {"variant": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1), **run}
         print(json.dumps({k: v for k, v in row.items() if k not in ("curves", "history_sha256")}), flush=True)
         results.append(row)
         # Written after every run, atomically, so an interrupted invocation loses one run at most.
@@ -220,37 +194,25 @@ def main() -> None:
             images, labels = npz["x_train"], npz["y_train"]
         for seed in args.seeds:  # seed by seed, so a cut-short invocation leaves whole seeds
             for name in args.variants:
-                if params.setdefault(name, fashion_setup(name, args.params)[3]) != fashion_setup(name, args.params)[3]:
-                    raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
-                if (name, seed) in done:
-                    continue
-                started = time.perf_counter()
-                run = run_fashion(name, seed, images, labels, args.params, args.replay_order)
-                save({"variant": name, "seed": seed, "seconds": round(time.perf_counter() - started, 1), **run})
-    else:
-        from lib.train.keras_train import train_tips
+                same_params(name, fashion_setup(name, args.params)[3])
+                if (name, seed) not in done:
+                    started = time.perf_counter()
+                    save(name, seed, started, run_fashion(name, seed, images, labels, args.params, args.replay_order))
+        return
+    from lib.train.keras_train import train_tips
 
-        groups = data_of(args.params)
-        for name in args.variants:
-            data = groups[name]
-            variant, config = tips_unit(load_params(args.params, "mnist_tips", "variants"), name, 0, data)
-            recorded = {key: value for key, value in config.items() if key not in ("variant", "seed")}
-            if params.setdefault(name, recorded) != recorded:
-                raise SystemExit(f"{args.out}: its {name} runs used other params; choose another --out")
-            for seed in args.seeds:
-                if (name, seed) in done:
-                    continue
-                with np.load(prepared_file(data, seed, args.prepared)) as npz:
-                    arrays = {k: npz[k] for k in npz.files}
-                started = time.perf_counter()
-                curves, result = train_tips(variant, seed, arrays)
-                seconds = time.perf_counter() - started
-                history = json.dumps(curves, sort_keys=True).encode()
-                save({
-                    "variant": name, "seed": seed, "seconds": round(seconds, 1), **result,
-                    # Equal digests mean every per-epoch loss and accuracy of two runs are bit-identical.
-                    "history_sha256": hashlib.sha256(history).hexdigest(),
-                })
+    tips = load_params(args.params, "mnist_tips")
+    groups = {variant: data for data, variants in check_groups(tips["data"], list(tips["variants"])).items()
+              for variant in variants}  # variant -> the prepared file it trains on
+    for name in args.variants:
+        variant, config = tips_unit(load_params(args.params, "mnist_tips", "variants"), name, 0, groups[name])
+        same_params(name, {key: value for key, value in config.items() if key not in ("variant", "seed")})
+        for seed in [s for s in args.seeds if (name, s) not in done]:
+            with np.load(prepared_file(groups[name], seed, args.prepared)) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            started = time.perf_counter()
+            curves, result = train_tips(variant, seed, arrays)
+            save(name, seed, started, {**result, "history_sha256": history_digest(curves)})
 
 
 if __name__ == "__main__":

@@ -172,7 +172,8 @@ def atomic_paths(*targets: Path) -> Iterator[tuple[Path, ...]]:
             if _state(target) != before:
                 # Another run wrote the output while this one worked (e.g. this is an orphan of a
                 # cancelled dvc, and the user has rerun the unit): its result is the current one.
-                raise DataError(f"{target}: written by another run while this one ran; keeping that one, discarding this run's")
+                raise DataError(f"{target}: written by another run while this one ran; "
+                                "keeping that one, discarding this run's")
         for target, tmp in zip(targets, tmps):
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)

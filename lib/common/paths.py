@@ -24,7 +24,7 @@ def prepared_file(data: str, seed: int, prepared: Path = PREPARED) -> Path:
 
 
 def mnist_tips_run(variant: str, seed: int, runs: Path = MNIST_TIPS_RUNS) -> Path:
-    """`<data group>@<variant>-<seed>`: metrics.json, history.json, config.json, live/."""
+    """`<data group>@<variant>-<seed>`: metrics.json, config.json, live/ (dvclive's curves)."""
     return Path(runs) / variant / f"seed{seed}"
 
 

@@ -37,7 +37,8 @@ class DatasetConfig:
     sources: tuple[str, ...] = ()  # fixed locations, tried after the user's mirrors
 
     def __post_init__(self):
-        require(set(self.files) == set(FILE_ROLES), "files", sorted(self.files), f"allowed: exactly {', '.join(FILE_ROLES)}")
+        allowed = f"allowed: exactly {', '.join(FILE_ROLES)}"
+        require(set(self.files) == set(FILE_ROLES), "files", sorted(self.files), allowed)
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,10 @@ class PreprocessConfig:
 
     def __post_init__(self):
         require(self.labels in LABEL_ENCODINGS, "labels", self.labels, f"allowed: {', '.join(LABEL_ENCODINGS)}")
-        require(self.train_limit is None or self.train_limit >= 1, "train_limit", self.train_limit, "allowed: null or an integer >= 1")
-        require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis, "allowed: false when flatten is true")
+        limit = self.train_limit
+        require(limit is None or limit >= 1, "train_limit", limit, "allowed: null or an integer >= 1")
+        require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis,
+                "allowed: false when flatten is true")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The posts' figures (reference/*.yaml), their claims and the tolerances (claims.yaml), checked
-against the tables' metrics files, and every figure's verdict. Shared by the tables, the report and
-the regression gate, so all of them judge a run the same way."""
+against the tables' metrics files: shared by the tables, the report and the regression gate, so that
+all of them judge a run the same way."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,8 @@ from pathlib import Path
 from lib.common.core import ConfigError, load_yaml
 from lib.results.stats import seed_interval, tolerance_for
 
-
 SOURCES = ("post", "project")  # a claim the posts make, or a check of our own
+NO_VALUE = "no value to compare (a run gave none)"
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Outcome:
     holds: bool | None  # None: a metric it needs was not measured (e.g. a smaller profile)
     detail: str
     source: str = "post"
-    within_intervals: bool | None = None  # holds at the least favourable ends of the intervals too (None: not asked, or fails on the means)
+    within_intervals: bool | None = None  # holds at the least favourable ends of the intervals too (None: not asked)
 
 
 def load_reference(path: Path) -> dict:
@@ -35,30 +36,29 @@ def load_reference(path: Path) -> dict:
 
 
 def load_references(specs: list[str]) -> dict[str, dict]:
-    """`name=path` pairs -> {name: the post's figures at path}, as load_tables does for metrics."""
-    return {name: load_reference(Path(path)) for name, path in _pairs(specs, "--reference", "mnist_tips=reference/mnist_tips.yaml")}
-
-
-def in_post_order(names, reference: dict) -> list[str]:
-    """`names` in the order the post prints them (the reference file's order), then the rest
-    (variants of our own) in the order given."""
-    names = list(names)
-    return [n for n in reference if n in names] + [n for n in names if n not in reference]
+    """`name=path` pairs -> {name: the post's figures at path}."""
+    pairs = _pairs(specs, "--reference", "mnist_tips=reference/mnist_tips.yaml")
+    return {name: load_reference(Path(path)) for name, path in pairs}
 
 
 def load_tables(specs: list[str]) -> dict[str, dict]:
     """`name=path` pairs -> {name: the metrics JSON at path}."""
-    return {name: json.loads(Path(path).read_text()) for name, path in _pairs(specs, "--metrics", "mnist_tips=reports/mnist_tips/metrics.json")}
+    pairs = _pairs(specs, "--metrics", "mnist_tips=reports/mnist_tips/metrics.json")
+    return {name: json.loads(Path(path).read_text()) for name, path in pairs}
 
 
 def _pairs(specs: list[str], option: str, example: str) -> list[tuple[str, str]]:
-    pairs = []
-    for spec in specs:
-        name, sep, path = spec.partition("=")
+    pairs = [spec.partition("=") for spec in specs]
+    for spec, (_, sep, _) in zip(specs, pairs):
         if not sep:
             raise ConfigError(f"{option} {spec!r}: expected NAME=PATH, e.g. {example}")
-        pairs.append((name, path))
-    return pairs
+    return [(name, path) for name, _, path in pairs]
+
+
+def in_post_order(names, reference: dict) -> list[str]:
+    """`names` in the order the post prints them (the reference file's), then the rest in the order given."""
+    names = list(names)
+    return [n for n in reference if n in names] + [n for n in names if n not in reference]
 
 
 def load_claims(path: Path) -> dict:
@@ -67,78 +67,65 @@ def load_claims(path: Path) -> dict:
         raise ConfigError(f"{path}: expected the sections 'tolerance' and 'claims'")
     for claim in data["claims"]:
         if claim.get("source") not in SOURCES:
-            raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; allowed: {', '.join(SOURCES)}")
+            raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; "
+                              f"allowed: {', '.join(SOURCES)}")
     return data
 
 
-def lookup(tables: dict, address: str) -> float | None:
-    """`table.key.key...` -> the number there (the mean, for a mean/std entry); None where the
-    run has no value (e.g. no overfitting warning); KeyError where the address does not exist."""
-    table, *path = address.split(".")
-    node = tables[table]
-    for key in path:
-        node = node[key]
-    if isinstance(node, dict):
-        node = node["mean"]
-    return node
+def lookup(tables: dict, address: str, end: str | None = None, tolerance: dict | None = None) -> float | None:
+    """`table.key.key...` -> the number there: a mean/std entry's mean, or with `tolerance` the `end` of its
+    95% prediction interval; None where the run has none (no warning), KeyError where there is no such address."""
+    node = functools.reduce(lambda node, key: node[key], address.split("."), tables)
+    if not isinstance(node, dict):
+        return node
+    if tolerance is None or node["mean"] is None:
+        return node["mean"]
+    return seed_interval(node, tolerance_for(address.split(".")[-1], tolerance))[end]
 
 
 def check(claim: dict, tables: dict, tolerance: dict | None = None) -> Outcome:
-    """The claim on the seed means; with `tolerance` (claims.yaml's), also at the ends of the
-    figures' 95% prediction intervals least favourable to it (`within_intervals`): where it
-    holds there too, no single run inside the intervals would contradict it."""
-    outcome = dataclasses.replace(_check(claim, lambda address, end: lookup(tables, address)), source=claim.get("source", "post"))
+    """The claim on the seed means; with claims.yaml's `tolerance`, also at the ends of its figures' 95%
+    prediction intervals least favourable to it (`within_intervals`): then no run inside them contradicts it."""
+    outcome = dataclasses.replace(_check(claim, tables), source=claim.get("source", "post"))
     if tolerance is None or not outcome.holds:
         return outcome
-
-    def at_end(address: str, end: str):
-        table, *path = address.split(".")
-        node = tables[table]
-        for key in path:
-            node = node[key]
-        if not isinstance(node, dict) or node.get("mean") is None:
-            return node if not isinstance(node, dict) else None
-        return seed_interval(node, tolerance_for(path[-1], tolerance))[end]
-
-    return dataclasses.replace(outcome, within_intervals=bool(_check(claim, at_end).holds))
+    return dataclasses.replace(outcome, within_intervals=bool(_check(claim, tables, tolerance).holds))
 
 
-def _check(claim: dict, value) -> Outcome:
-    """The claim's check with `value(address, end)` giving each figure: `end` is "low" where a
-    smaller value works against the claim, "high" where a larger one does (on the means, both
-    are the mean)."""
-    spec = claim["check"]
-    claim_id, text = claim["id"], claim["text"]
+def _check(claim: dict, tables: dict, tolerance: dict | None = None) -> Outcome:
+    """The claim's check on the means, or with `tolerance` on each figure's interval end that works against it
+    ("low" where a smaller value does, "high" where a larger one does)."""
+    spec, outcome = claim["check"], functools.partial(Outcome, claim["id"], claim["text"])
+
+    def value(address: str, end: str):
+        return lookup(tables, address, end, tolerance)
     try:
         if "greater" in spec:
             a = value(spec["greater"], "low")
             others = spec["than_all"] if "than_all" in spec else [spec["than"]]
             values = [value(o, "high") for o in others]
-            margin = spec.get("by", 0.0)
-            if a is None or any(v is None for v in values):
-                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
-            worst = max(values)
-            holds = a - worst >= margin if "by" in spec else a > worst
-            name = others[values.index(worst)]
-            return Outcome(claim_id, text, holds, f"{spec['greater']} = {a:.4g} vs {name} = {worst:.4g} (needs a margin of {margin:g})")
+            if a is None or None in values:
+                return outcome(False, NO_VALUE)
+            worst, margin = max(values), spec.get("by", 0.0)
+            return outcome(a - worst >= margin if "by" in spec else a > worst,
+                           f"{spec['greater']} = {a:.4g} vs {others[values.index(worst)]} = {worst:.4g} "
+                           f"(needs a margin of {margin:g})")
         if "metric" in spec:
             addresses = spec["metric"] if isinstance(spec["metric"], list) else [spec["metric"]]
-            values = [value(a, "high" if "at_most" in spec else "low") for a in addresses]
-            if any(v is None for v in values):
-                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
-            bound, ok = (spec["at_most"], max(values) <= spec["at_most"]) if "at_most" in spec else (spec["at_least"], min(values) >= spec["at_least"])
-            worst = max(values) if "at_most" in spec else min(values)
-            sign = "<=" if "at_most" in spec else ">="
-            return Outcome(claim_id, text, ok, f"{addresses[values.index(worst)]} = {worst:.4g} (needs {sign} {bound:g})")
+            at_most = "at_most" in spec
+            values = [value(a, "high" if at_most else "low") for a in addresses]
+            if None in values:
+                return outcome(False, NO_VALUE)
+            worst, bound = (max(values), spec["at_most"]) if at_most else (min(values), spec["at_least"])
+            return outcome(worst <= bound if at_most else worst >= bound, f"{addresses[values.index(worst)]} = "
+                           f"{worst:.4g} (needs {'<=' if at_most else '>='} {bound:g})")
         if "close" in spec:
             (a_low, a_high), (b_low, b_high) = ((value(x, "low"), value(x, "high")) for x in spec["close"])
             if None in (a_low, a_high, b_low, b_high):
-                return Outcome(claim_id, text, False, "no value to compare (a run gave none)")
+                return outcome(False, NO_VALUE)
             apart = max(abs(a_high - b_low), abs(b_high - a_low))  # on the means: |a - b|
-            return Outcome(claim_id, text, apart <= spec["within"],
-                           f"{spec['close'][0]} = {a_low:.4g}, {spec['close'][1]} = {b_low:.4g} (needs |difference| <= {spec['within']:g})")
+            return outcome(apart <= spec["within"], f"{spec['close'][0]} = {a_low:.4g}, {spec['close'][1]} = "
+                           f"{b_low:.4g} (needs |difference| <= {spec['within']:g})")
     except KeyError as exc:
-        return Outcome(claim_id, text, None, f"not measured in this run (no {exc.args[0]!r})")
-    raise ConfigError(f"claims.yaml: claim {claim_id!r} has an unknown check {sorted(spec)}")
-
-
+        return outcome(None, f"not measured in this run (no {exc.args[0]!r})")
+    raise ConfigError(f"claims.yaml: claim {claim['id']!r} has an unknown check {sorted(spec)}")

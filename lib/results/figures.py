@@ -19,21 +19,23 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    _pyplot().close(fig)
+
+
 def plot_warning_epochs(path: Path, frame) -> None:
-    """One row per variant: each seed's warning epoch as a dot (stacked where seeds agree), the
-    post's as a red cross."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """One row per variant: each seed's warning epoch as a dot (stacked where seeds agree), the post's a red cross."""
     variants = list(dict.fromkeys(frame["variant"]))
-    fig, ax = plt.subplots(figsize=(10, 0.55 * len(variants) + 1.5))
+    fig, ax = _pyplot().subplots(figsize=(10, 0.55 * len(variants) + 1.5))
     for row, variant in enumerate(variants):
         ours = frame[(frame["variant"] == variant) & (frame["who"] == "our seed")]["epoch"].tolist()
         seen: dict = {}
         for epoch in ours:  # seeds with the same epoch stack upwards
-            ax.scatter(epoch, row - 0.12 * seen.get(epoch, 0), c="tab:blue", s=25, zorder=2, label="our seeds" if row == 0 and not seen else None)
+            ax.scatter(epoch, row - 0.12 * seen.get(epoch, 0), c="tab:blue", s=25, zorder=2,
+                       label="our seeds" if row == 0 and not seen else None)
             seen[epoch] = seen.get(epoch, 0) + 1
         post = frame[(frame["variant"] == variant) & (frame["who"] == "post")]["epoch"].tolist()
         if post:
@@ -43,30 +45,21 @@ def plot_warning_epochs(path: Path, frame) -> None:
     ax.set(xlabel="overfitting warning epoch", title="Overfitting warning epoch: each seed and the post's one run")
     ax.grid(True, axis="x")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    _save(fig, path)
+
 
 def plot_curves(path: Path, title: str, curves: dict, warning_epoch: int | None, validation_label: str) -> None:
     """The post's visualize(): loss and accuracy side by side, train as dots, validation as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     epochs = np.arange(1, len(curves["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = _pyplot().subplots(1, 2, figsize=(12, 4))
     for ax, metric, name in ((axes[0], "loss", "Loss"), (axes[1], "accuracy", "Accuracy")):
         ax.plot(epochs, curves[metric], "o", label=metric)
         ax.plot(epochs, curves[f"val_{metric}"], label=f"{validation_label} {metric}")
         if warning_epoch is not None:
-            ax.scatter([warning_epoch], [curves[f"val_{metric}"][warning_epoch - 1]], c="r", zorder=3, label=f"overfitting warning (epoch {warning_epoch})")
+            ax.scatter([warning_epoch], [curves[f"val_{metric}"][warning_epoch - 1]], c="r", zorder=3,
+                       label=f"overfitting warning (epoch {warning_epoch})")
         ax.set(title=f"Training and {validation_label} {metric}", xlabel="Epochs", ylabel=name)
         ax.legend()
         ax.grid(True)
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
-    plt.close(fig)
+    _save(fig, path)

@@ -1,12 +1,6 @@
-"""What a table stage checks before it publishes anything: that params.yaml is the one this run
-started from, and that every unit's run folder was trained with the params it is filed under.
-
-Two `dvc exp run` in one workspace share params.yaml: the second writes its `-S` value there
-before DVC refuses it on a lock, and the first run's later stages then train with it, while
-DVC records, for a unit that was training at that moment, the new value beside results made
-with the old one. The first check turns the mixed run into a failure; the second catches a
-unit whose recorded params are not the ones it trained with, on any later run.
-"""
+"""What a table stage checks before it publishes anything: that params.yaml is the one this run started
+from (two `dvc exp run` in one workspace share it, and DVC can record a new value beside results made with
+the old), and that every unit's run folder was trained with the params it is filed under."""
 
 from __future__ import annotations
 
@@ -38,11 +32,8 @@ def differences(before, after, where: str = "") -> list[str]:
 
 
 def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
-    """Refuse when params.yaml differs from what the `check_params` stage of this run read.
-
-    That stage runs (or is found up to date) first in every run, and DVC records the params it
-    read in dvc.lock before any later stage starts; a difference now means params.yaml changed
-    while this run was going."""
+    """Refuse when params.yaml differs from what this run's `check_params` stage, which runs first, read
+    (as dvc.lock records it): params.yaml changed while this run was going."""
     lock = load_yaml(lock_path) if Path(lock_path).is_file() else None
     entry = ((lock or {}).get("stages") or {}).get("check_params")
     if not entry:
@@ -51,7 +42,8 @@ def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
     key = os.path.relpath(Path(params_path).resolve(), Path(lock_path).resolve().parent)
     started = (entry.get("params") or {}).get(key)
     if started is None:
-        raise ConfigError(f"{lock_path}: check_params did not record {params_path}; run `dvc repro`, which runs it first")
+        raise ConfigError(f"{lock_path}: check_params did not record {params_path}; "
+                          "run `dvc repro`, which runs it first")
     changed = differences(started, load_yaml(params_path) or {})
     if changed:
         raise ConfigError(f"{params_path} changed while this run was going ({'; '.join(changed[:3])}"
@@ -61,8 +53,7 @@ def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
 
 
 def check_trained_with(run: Path, expected: Mapping, stage: str) -> dict:
-    """Refuse a run folder whose config.json disagrees with `expected` (the effective config its params
-    give, lib.train.configs) on any key `expected` names; return the config."""
+    """Refuse a run folder whose config.json disagrees with `expected` (the config its params give); return it."""
     path = Path(run) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{path}: missing; run `dvc repro` for {stage} first")
@@ -77,9 +68,8 @@ def check_trained_with(run: Path, expected: Mapping, stage: str) -> dict:
 
 
 def check_one_backend(configs: Mapping[str, Mapping]) -> str:
-    """The Keras backend every unit of a table trained on (config.json `backend`, by unit name);
-    refuse units from different backends (or with none recorded): their numbers differ in the
-    last digits, and a table must not mix them silently."""
+    """The one Keras backend the units (config.json by unit name) trained on; refuse a mix (or none recorded):
+    their numbers differ in the last digits, and a table must not mix them silently."""
     by_backend: dict[str, list[str]] = {}
     for unit, config in configs.items():
         by_backend.setdefault(config.get("backend") or "not recorded", []).append(unit)
@@ -92,11 +82,11 @@ def check_one_backend(configs: Mapping[str, Mapping]) -> str:
 
 
 def check_units(units: dict[str, tuple[Path, dict]]) -> str:
-    """Every unit of a table (stage name -> its run folder and the effective config its params give)
-    trained with those params, all on one Keras backend, which is returned."""
+    """The one Keras backend of a table's units (name -> run folder, config), each trained with its params."""
     return check_one_backend({unit: check_trained_with(run, config, unit) for unit, (run, config) in units.items()})
 
 
 def units_backend(runs: Path) -> str:
     """The one Keras backend every unit under `runs` recorded in its config.json."""
-    return check_one_backend({str(path.parent): json.loads(path.read_text()) for path in sorted(Path(runs).rglob("config.json"))})
+    configs = sorted(Path(runs).rglob("config.json"))
+    return check_one_backend({str(path.parent): json.loads(path.read_text()) for path in configs})

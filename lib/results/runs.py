@@ -12,9 +12,9 @@ import numpy as np
 from lib.common.core import DataError, atomic_path
 from lib.common.paths import fashion_cv_run, mnist_tips_run
 from lib.data.configs import CLASS_NAMES
-from lib.results.stats import CURVES, mean_curves, mean_std, seed_summary, warning_summary
+from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
 
-METRICS = ("train_accuracy", "test_accuracy")
+METRICS = ("train_accuracy", "test_accuracy")  # an MNIST tips unit's figures
 
 
 def read_json(path: Path) -> dict:
@@ -39,45 +39,31 @@ def read_curves(run: Path) -> dict[str, list[float]]:
 
 
 def collect_tips(variants: list[str], seeds: list[int], runs: Path) -> dict[str, dict[str, dict]]:
-    """Per variant and metric, the summary over the seeds params.yaml lists (stale runs of removed
-    seeds or variants in the folder are ignored, missing ones are an error)."""
-    summary = {}
-    for variant in variants:
-        found = [read_json(mnist_tips_run(variant, seed, runs) / "metrics.json") for seed in seeds]
-        summary[variant] = {m: seed_summary([run[m] for run in found]) for m in METRICS}
-    return summary
+    """Per variant and metric, the summary over the seeds params.yaml lists (a missing run is an error)."""
+    return {v: seed_summaries([read_json(mnist_tips_run(v, seed, runs) / "metrics.json") for seed in seeds], METRICS)
+            for v in variants}
 
 
-def tips_curves(variants: list[str], seeds: list[int], runs: Path):
-    """Per-epoch train and test accuracy, mean over seeds, in long form (one row per variant and
-    epoch) for `dvc plots`. Train accuracy is fit's running mean over each epoch."""
+def tips_curves(variants: list[str], seeds: list[int], runs: Path) -> dict:
+    """Per variant, the per-epoch train (fit's running mean) and test accuracy, mean over seeds, for write_curves."""
     import pandas as pd
 
-    frames = []
-    for variant in variants:
-        found = [read_curves(mnist_tips_run(variant, seed, runs)) for seed in seeds]
-        per_seed = [pd.DataFrame({"train_accuracy": c["accuracy"], "test_accuracy": c["val_accuracy"]}) for c in found]
-        mean = pd.concat(per_seed).groupby(level=0).mean()
-        mean.insert(0, "variant", variant)
-        mean.insert(0, "epoch", mean.index + 1)
-        frames.append(mean)
-    return pd.concat(frames, ignore_index=True)
+    found = {v: [read_curves(mnist_tips_run(v, seed, runs)) for seed in seeds] for v in variants}
+    return {v: pd.concat([pd.DataFrame({"train_accuracy": c["accuracy"], "test_accuracy": c["val_accuracy"]})
+                          for c in curves]).groupby(level=0).mean() for v, curves in found.items()}
 
 
 def summarize_cv(variants: list[str], seeds: list[int], k: int, rule, runs: Path):
-    """Per variant: warning epoch / val_loss / val_accuracy (mean +- std over seeds), the
-    early-stopping results where a variant uses it, and the seed-mean curves to plot."""
+    """Per variant: the warning's figures over seeds, early stopping's where used; and the seed-mean curves."""
     summary, curves_out = {}, {}
     for variant in variants:
         warnings, seed_curves, stopped = [], [], []
         for seed in seeds:
             folds = [fashion_cv_run(variant, seed, f, runs) for f in range(k)]
-            curves = mean_curves([read_curves(f) for f in folds])
-            seed_curves.append(curves)
-            warnings.append(warning_summary(curves, rule))
+            seed_curves.append(mean_curves([read_curves(f) for f in folds]))
+            warnings.append(warning_summary(seed_curves[-1], rule))
             stopped += [read_json(f / "metrics.json") for f in folds]
-        entry = {key: seed_summary([w[key] for w in warnings]) for key in ("epoch", "val_loss", "val_accuracy")}
-        entry["warned_seeds"] = sum(w["epoch"] is not None for w in warnings)
+        entry = {**seed_summaries(warnings, WARNING), "warned_seeds": sum(w["epoch"] is not None for w in warnings)}
         if any("best_epoch" in m for m in stopped):
             entry["early_stopping"] = {key: mean_std([m[name] for m in stopped]) for key, name in (
                 ("stopped_epoch", "epochs_run"), ("best_epoch", "best_epoch"), ("val_accuracy", "val_accuracy"))}
@@ -88,12 +74,12 @@ def summarize_cv(variants: list[str], seeds: list[int], k: int, rule, runs: Path
 
 
 def write_curves(path: Path, curves: dict) -> None:
-    """The seed-mean fold-mean curves in long form (epoch, variant, ...) for `dvc plots`."""
+    """Per-variant curves (columns of equal length) in long form (epoch, variant, ...) for `dvc plots`."""
     import pandas as pd
 
     frames = []
-    for variant, c in curves.items():
-        frame = pd.DataFrame({name: c[name] for name in CURVES})
+    for variant, columns in curves.items():
+        frame = pd.DataFrame(columns).reset_index(drop=True)
         frame.insert(0, "variant", variant)
         frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
         frames.append(frame)
@@ -102,8 +88,7 @@ def write_curves(path: Path, curves: dict) -> None:
 
 
 def confusion_rows(confusion):
-    """A confusion matrix (rows actual, columns predicted, summed over seeds) as one row per test
-    prediction, the form DVC's confusion template counts."""
+    """A confusion matrix (rows actual) as one row per test prediction, the form DVC's confusion template counts."""
     import pandas as pd
 
     confusion = np.asarray(confusion, dtype=int)
@@ -114,16 +99,16 @@ def confusion_rows(confusion):
 
 
 def warning_epochs(per_seed: dict[str, list], reference: dict):
-    """Each seed's overfitting warning epoch per variant (and the CNN), with the post's beside them,
-    in long form for `dvc plots` (the `strip` template) and the strip figure. A seed without a
-    warning has no row."""
+    """Each seed's overfitting warning epoch per variant (and the CNN), with the post's beside them, in long
+    form for `dvc plots` and the strip figure; a seed without a warning has no row."""
     import pandas as pd
 
     rows = []
     for variant, epochs in per_seed.items():
-        rows += [{"variant": variant, "who": "our seed", "seed": seed, "epoch": e} for seed, e in epochs if e is not None]
-        refs = reference.get("cnn", {}).get("warning", {}) if variant == "cnn" else reference.get("cross_validation", {})
-        post = refs if variant == "cnn" else refs.get(variant, {})
+        rows += [{"variant": variant, "who": "our seed", "seed": seed, "epoch": e}
+                 for seed, e in epochs if e is not None]
+        post = (reference.get("cnn", {}).get("warning", {}) if variant == "cnn"
+                else reference.get("cross_validation", {}).get(variant, {}))
         if post.get("epoch") is not None:
             rows.append({"variant": variant, "who": "post", "seed": None, "epoch": post["epoch"]})
     return pd.DataFrame(rows, columns=["variant", "who", "seed", "epoch"]).astype({"seed": "Int64", "epoch": "Int64"})

@@ -10,6 +10,8 @@ import statistics
 import numpy as np
 
 LEVEL = 0.95  # of the prediction intervals
+CURVES = ("loss", "val_loss", "accuracy", "val_accuracy")
+WARNING = ("epoch", "val_loss", "val_accuracy")  # a warning_summary's figures
 
 
 def mean_std(values) -> dict:
@@ -22,22 +24,22 @@ def mean_std(values) -> dict:
 
 
 def seed_summary(values: list) -> dict:
-    """A figure over the seeds: mean +- sample std and n, and the per-seed values in seed order (None
-    where a run has none, e.g. no warning), which the verdicts need. DVC's metrics commands show the
-    numbers and leave the list out."""
+    """mean_std, and the per-seed values in seed order (None: no warning) that the verdicts need."""
     return {**mean_std(values), "values": [None if v is None else round(float(v), 6) for v in values]}
 
 
+def seed_summaries(runs: list[dict], keys) -> dict:
+    """Per key, the seed_summary of the runs' values (one run per seed)."""
+    return {key: seed_summary([run[key] for run in runs]) for key in keys}
+
+
 def tolerance_for(metric: str, tolerance: dict) -> dict:
-    kind = "epoch" if metric == "epoch" else ("loss" if "loss" in metric else "accuracy")
-    return tolerance[kind]
+    return tolerance["epoch" if metric == "epoch" else "loss" if "loss" in metric else "accuracy"]
 
 
 def prediction_interval(values, minimum: float) -> dict:
-    """Where one new run's figure should fall, from the seeds' values: the 95% prediction interval
-    mean +- t(0.975, n-1) * s * sqrt(1 + 1/n) (s the sample std), never narrower than +- `minimum`
-    (the tolerance, as a stated minimum width; with n = 1, or values all equal, the interval is
-    exactly that). None values (a run without a warning) are left out."""
+    """Where one new run's figure should fall: mean +- t(0.975, n-1) * s * sqrt(1 + 1/n) over the values
+    (None left out), never narrower than +- `minimum` (the tolerance; with n = 1 exactly that)."""
     from scipy import stats
 
     x = [float(v) for v in values if v is not None]
@@ -51,15 +53,13 @@ def prediction_interval(values, minimum: float) -> dict:
 
 
 def seed_interval(entry: dict, tol: dict) -> dict:
-    """The prediction interval of a summarised figure (a summary without per-seed values, written
-    before they were kept, counts as one run at its mean)."""
+    """The prediction interval of a summarised figure (one without per-seed values counts as one run at its mean)."""
     values = entry.get("values")
     return prediction_interval(values if values is not None else [entry.get("mean")], tol["absolute"])
 
 
 def post_rank(values, post: float) -> float | None:
-    """The post's rank among itself and the seeds' values, lowest = 1 (ties share the mean rank):
-    n + 1 means above every seed, 1 below every seed."""
+    """The post's rank among itself and the seeds' values, lowest = 1 (ties share the mean rank)."""
     x = [v for v in values if v is not None]
     if post is None or not x:
         return None
@@ -67,8 +67,7 @@ def post_rank(values, post: float) -> float | None:
 
 
 def interval_verdict(interval: dict, post: float | None) -> str:
-    """'consistent' when the post's figure lies inside the prediction interval (its edges included),
-    else 'outside'; '-' where the post has no figure or we have no value."""
+    """'consistent' when the post's figure lies inside the interval (edges included), else 'outside'."""
     if post is None:
         return "-"
     if interval.get("low") is None:
@@ -77,9 +76,8 @@ def interval_verdict(interval: dict, post: float | None) -> str:
 
 
 def overfitting_warning(val_loss, rule) -> int | None:
-    """The post's rule (an OverfittingRule): the first epoch i (0-based) such that none of the next
-    `patience` epochs has a val_loss below (1 - min_decrease) * val_loss[i]; None if no epoch
-    qualifies (epochs without `patience` successors are never candidates, as in the post's loop)."""
+    """The post's rule: the first epoch i (0-based) none of whose next `patience` has a val_loss below
+    (1 - min_decrease) * val_loss[i]; None if none."""
     val_loss = np.asarray(val_loss, dtype=float)
     for i in range(len(val_loss) - rule.patience):
         if not np.any(val_loss[i + 1 : i + 1 + rule.patience] < (1 - rule.min_decrease) * val_loss[i]):
@@ -91,21 +89,12 @@ def warning_summary(curves: dict, rule) -> dict:
     """The warning's epoch (1-based) and the validation loss and accuracy there."""
     i = overfitting_warning(curves["val_loss"], rule)
     if i is None:
-        return {"epoch": None, "val_loss": None, "val_accuracy": None}
+        return dict.fromkeys(WARNING)
     return {"epoch": i + 1, "val_loss": float(curves["val_loss"][i]), "val_accuracy": float(curves["val_accuracy"][i])}
 
 
-CURVES = ("loss", "val_loss", "accuracy", "val_accuracy")
-
-
 def mean_curves(histories: list[dict]) -> dict[str, np.ndarray]:
-    """Per-epoch mean over folds (the post's np.mean(axis=0)). Folds stopped early are shorter: each
-    epoch is then the mean over the folds that reached it."""
+    """Per-epoch mean over folds (the post's np.mean(axis=0)); where some stopped early, over those that went on."""
     length = max(len(h["loss"]) for h in histories)
-    out = {}
-    for name in CURVES:
-        padded = np.full((len(histories), length), np.nan)
-        for row, history in enumerate(histories):
-            padded[row, : len(history[name])] = history[name]
-        out[name] = np.nanmean(padded, axis=0)
-    return out
+    return {name: np.nanmean([np.pad(np.asarray(h[name], dtype=float), (0, length - len(h[name])),
+                                     constant_values=np.nan) for h in histories], axis=0) for name in CURVES}

@@ -106,7 +106,8 @@ class DenseVariant:
         _rate(self.dropout_rate)
         require(self.l2 >= 0, "l2", self.l2, "allowed: a number >= 0")
         patience = self.early_stopping_patience
-        require(patience is None or patience >= 1, "early_stopping_patience", patience, "allowed: null or an integer >= 1")
+        require(patience is None or patience >= 1, "early_stopping_patience", patience,
+                "allowed: null or an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ def check_groups(groups, variants: list[str]) -> dict[str, list[str]]:
     """`mnist_tips.data` (prepared file -> the rows that train on it) against the variants: every variant
     in exactly one group (dvc.yaml runs each group's rows on its file), every name a variant."""
     if not isinstance(groups, dict) or not all(isinstance(g, list) for g in groups.values()):
-        raise ConfigError(f"mnist_tips.data: {groups!r} is not allowed; allowed: a mapping of prepared file -> list of variants")
+        raise ConfigError(f"mnist_tips.data: {groups!r} is not allowed; "
+                          "allowed: a mapping of prepared file -> list of variants")
     named = [v for group in groups.values() for v in group]
     for name in named:
         if name not in variants:

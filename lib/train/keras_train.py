@@ -176,8 +176,9 @@ def train_tips(variant, seed: int, arrays: dict, callbacks=()) -> tuple[dict, di
 
 def _dense(variant, settings, seed: int, x, y, callbacks=(), **options) -> tuple[keras.Model, dict]:
     return fit(lambda: build_dense(x.shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2),
-               seed, x, y, epochs=settings.epochs, batch_size=settings.batch_size, loss="sparse_categorical_crossentropy",
-               optimizer=settings.optimizer, learning_rate=settings.learning_rate, callbacks=callbacks, **options)
+               seed, x, y, epochs=settings.epochs, batch_size=settings.batch_size,
+               loss="sparse_categorical_crossentropy", optimizer=settings.optimizer,
+               learning_rate=settings.learning_rate, callbacks=callbacks, **options)
 
 
 def fold_indices(n: int, k: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -272,9 +273,10 @@ def stabilize(path: Path) -> None:
 
 
 def record(folder: Path, train: Callable[[list], tuple[dict, dict]], config: dict, model: Path | None = None) -> dict:
-    """Run `train(callbacks) -> (curves, metrics)` with dvclive logging into `folder/live`, then write
-    `folder/history.json`, `metrics.json` and `config.json` (with the Keras backend, so that a table
-    never mixes backends silently); with `model`, the trained model is saved there."""
+    """Run `train(callbacks) -> (curves, metrics)` with dvclive logging the curves into `folder/live` (the
+    unit's one record of them, which every table reads), then write `metrics.json` and `config.json`
+    (with the Keras backend, so that a table never mixes backends silently); with `model`, the trained
+    model is saved there."""
     from dvclive import Live
 
     folder.mkdir()
@@ -282,7 +284,6 @@ def record(folder: Path, train: Callable[[list], tuple[dict, dict]], config: dic
     # dvcyaml=False: the plots and metrics sections of dvc.yaml are ours, not dvclive's.
     with Live(dir=str(folder / "live"), dvcyaml=False, save_dvc_exp=False, report=None) as live:
         curves, metrics = train([LiveLogger(live), *keep])
-    write_json(folder / "history.json", curves)
     write_json(folder / "metrics.json", metrics)
     write_json(folder / "config.json", {**config, "backend": keras.backend.backend()})
     return metrics
@@ -307,3 +308,9 @@ def run_outputs(folders: list[Path], model: Path | None = None):
         os.replace(inner, moved)
         tmps[-1].rmdir()
         os.replace(moved, tmps[-1])  # the temporary is now the file itself
+
+
+def write_unit(out: Path, model: Path | None, train: Callable[[list], tuple[dict, dict]], config: dict) -> dict:
+    """`record` a unit into its run folder (and model file), both replaced only when it succeeds."""
+    with run_outputs([out], model) as ([folder], model_file):
+        return record(folder, train, config, model_file)
