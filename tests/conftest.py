@@ -173,11 +173,21 @@ def _default_sigint() -> None:
 
 def start_dvc(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """Start a dvc command in a process group of its own, so a test can signal all of it."""
-    return subprocess.Popen([sys.executable, "-m", "dvc", *args], cwd=cwd, env=command_env(env), preexec_fn=_default_sigint,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=cwd,
+        env=command_env(env),
+        preexec_fn=_default_sigint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
-def wait_for_training(proc: subprocess.Popen, units: int, pattern: str = r"Running stage '(fashion_cv@[^']+)'") -> list[str]:
+def wait_for_training(
+    proc: subprocess.Popen, units: int, pattern: str = r"Running stage '(fashion_cv@[^']+)'"
+) -> list[str]:
     """Read DVC's output until the `units`-th stage matching `pattern` is inside its second
     epoch; return the stages started so far."""
     started, deadline = [], time.monotonic() + 300

@@ -23,21 +23,41 @@ def test_cnn_forward_flops_count_every_output_pixel():
     assert forward_flops(build_cnn()) == 2 * (conv1 + conv2 + conv3 + dense)
 
 
-@pytest.mark.parametrize("stage, table", [
-    ("mnist_tips@deep_relu-0", "mnist_tips"), ("mnist_tips_table", "mnist_tips"), ("fashion_cv@dense64-1-4", "fashion"),
-    ("fashion_cv@dense64-1", "fashion"), ("fashion_cnn@2", "fashion"), ("fashion_table", "fashion"),
-    ("fetch@mnist", "data"), ("preprocess@fashion_cnn", "data"), ("noise@3", "data"), ("check_params", "data"),
-    ("report", "report"),
-])
+@pytest.mark.parametrize(
+    "stage, table",
+    [
+        ("mnist_tips@deep_relu-0", "mnist_tips"),
+        ("mnist_tips_table", "mnist_tips"),
+        ("fashion_cv@dense64-1-4", "fashion"),
+        ("fashion_cv@dense64-1", "fashion"),
+        ("fashion_cnn@2", "fashion"),
+        ("fashion_table", "fashion"),
+        ("fetch@mnist", "data"),
+        ("preprocess@fashion_cnn", "data"),
+        ("noise@3", "data"),
+        ("check_params", "data"),
+        ("report", "report"),
+    ],
+)
 def test_stage_times_are_grouped_by_table(stage, table):
     assert table_of(stage) == table
 
 
-@pytest.mark.parametrize("stage, seed", [
-    ("mnist_tips@deep_relu-7", 7), ("mnist_tips_noisy@noisy_dropout-12", 12), ("fashion_cv@dense64x2_dropout02-8-4", 8),
-    ("fashion_cv@dense64x2_dropout02-8", 8), ("fashion_final@9", 9), ("fashion_cnn@0", 0), ("fashion_table", None),
-    ("noise@4", None), ("preprocess@fashion_cnn", None), ("report", None),
-])
+@pytest.mark.parametrize(
+    "stage, seed",
+    [
+        ("mnist_tips@deep_relu-7", 7),
+        ("mnist_tips_noisy@noisy_dropout-12", 12),
+        ("fashion_cv@dense64x2_dropout02-8-4", 8),
+        ("fashion_cv@dense64x2_dropout02-8", 8),
+        ("fashion_final@9", 9),
+        ("fashion_cnn@0", 0),
+        ("fashion_table", None),
+        ("noise@4", None),
+        ("preprocess@fashion_cnn", None),
+        ("report", None),
+    ],
+)
 def test_a_training_units_seed_is_read_from_its_stage_name(stage, seed):
     # the committed records name a fold of a fashion_cv unit `fashion_cv@<variant>-<seed>-<fold>`
     assert (parse_unit(current_name(stage)) or {}).get("seed") == seed
@@ -45,8 +65,10 @@ def test_a_training_units_seed_is_read_from_its_stage_name(stage, seed):
 
 def test_the_three_seed_goal_counts_only_the_units_of_seeds_0_to_2():
     tables = {"fashion": {"stages": 1, "seconds": 600.0, "slowest": ("fashion_cnn@0", 600.0), "side_by_side": 0}}
-    data = {"stage_times": {"tables": tables, "stage_names": ["fashion_cnn@0"]},
-            "training_units": ["fashion_cnn@0", "fashion_cnn@5"]}
+    data = {
+        "stage_times": {"tables": tables, "stage_names": ["fashion_cnn@0"]},
+        "training_units": ["fashion_cnn@0", "fashion_cnn@5"],
+    }
     row = next(line for line in goals(data) if "3 seeds" in line)
     assert row.endswith("| met |")
     data["training_units"] = ["fashion_cnn@0", "fashion_cnn@1"]
@@ -63,14 +85,29 @@ def test_the_extra_seeds_are_reported_per_kind_of_stage(tmp_path):
         return {"finished": f"2026-11-23T{finished}+00:00", "seconds": seconds, "side_by_side": 2, "table": "fashion"}
 
     path = tmp_path / "times.json"
-    path.write_text(json.dumps({"machine": "test", "stages": {
-        "fashion_cnn@3": rec("10:10:00", 600.0), "fashion_cnn@4": rec("10:10:00", 580.0),
-        "fashion_cv@dense64-9-0": rec("10:11:00", 60.0), "fashion_table": rec("10:11:30", 20.0)}}))
+    path.write_text(
+        json.dumps(
+            {
+                "machine": "test",
+                "stages": {
+                    "fashion_cnn@3": rec("10:10:00", 600.0),
+                    "fashion_cnn@4": rec("10:10:00", 580.0),
+                    "fashion_cv@dense64-9-0": rec("10:11:00", 60.0),
+                    "fashion_table": rec("10:11:30", 20.0),
+                },
+            }
+        )
+    )
     extra = records_summary(path)
     assert extra["seeds"] == [3, 4, 9] and extra["stages"] == 4 and extra["stage_seconds"] == 1260.0
     assert extra["busy_seconds"] == 600.0 + 60.0 + 20.0  # the CNNs side by side, then the fold, then the table
-    assert extra["kinds"]["fashion_cnn"] == {"stages": 2, "seconds": 1180.0, "median_s": 590.0, "min_s": 580.0,
-                                             "max_s": 600.0}
+    assert extra["kinds"]["fashion_cnn"] == {
+        "stages": 2,
+        "seconds": 1180.0,
+        "median_s": 590.0,
+        "min_s": 580.0,
+        "max_s": 600.0,
+    }
     text = render({"machine": "test", "extra_seeds": extra})
     assert "## The extra seeds (3-9) of the ten-seed run" in text
     assert "4 stages, 21 min 00 s summed, 11 min 20 s with at least one stage running" in text
@@ -90,22 +127,42 @@ def test_a_stage_runs_for_real_with_its_outputs_in_a_scratch_folder(tmp_path, mo
     import benchmarks.measure as measure
 
     outs = [SimpleNamespace(def_path="reports/fashion/table.md"), SimpleNamespace(def_path="reports/fashion/figures")]
-    stage = SimpleNamespace(outs=outs, cmd="python -m stages.fashion_table --runs reports/runs/fashion "
-                                           "--table reports/fashion/table.md --figures reports/fashion/figures")
+    stage = SimpleNamespace(
+        outs=outs,
+        cmd="python -m stages.fashion_table --runs reports/runs/fashion "
+        "--table reports/fashion/table.md --figures reports/fashion/figures",
+    )
     monkeypatch.setattr(measure, "pipeline", lambda: {"fashion_table": stage})
     command = measure.scratch_command("fashion_table", tmp_path)
-    assert command[1:] == ["-m", "stages.fashion_table", "--runs", "reports/runs/fashion", "--table",
-                           str(tmp_path / "reports/fashion/table.md"), "--figures",
-                           str(tmp_path / "reports/fashion/figures")]
+    assert command[1:] == [
+        "-m",
+        "stages.fashion_table",
+        "--runs",
+        "reports/runs/fashion",
+        "--table",
+        str(tmp_path / "reports/fashion/table.md"),
+        "--figures",
+        str(tmp_path / "reports/fashion/figures"),
+    ]
     assert (tmp_path / "reports/fashion").is_dir()
 
 
 def test_report_shows_side_by_side_units_and_flags_changed_results():
     units = {
-        "fashion_dense64": {"one_after_the_other_s": 56.2, "side_by_side_s": 42.5, "speedup": 1.32,
-                            "identical_results": True, "units": ["stages.fashion_cv --variant dense64 --seed 0"]},
-        "mnist_3x689": {"one_after_the_other_s": 60.0, "side_by_side_s": 50.0, "speedup": 1.2,
-                        "identical_results": False, "units": ["mnist_tips@crossentropy_sigmoid-0"]},
+        "fashion_dense64": {
+            "one_after_the_other_s": 56.2,
+            "side_by_side_s": 42.5,
+            "speedup": 1.32,
+            "identical_results": True,
+            "units": ["stages.fashion_cv --variant dense64 --seed 0"],
+        },
+        "mnist_3x689": {
+            "one_after_the_other_s": 60.0,
+            "side_by_side_s": 50.0,
+            "speedup": 1.2,
+            "identical_results": False,
+            "units": ["mnist_tips@crossentropy_sigmoid-0"],
+        },
     }
     text = render({"machine": "test", "units": units})
     assert "| fashion_dense64 | stages.fashion_cv --variant dense64 --seed 0 | 56.2 s | 42.5 s | 1.32x | yes |" in text
@@ -113,8 +170,13 @@ def test_report_shows_side_by_side_units_and_flags_changed_results():
 
 
 def test_report_adds_up_the_parallel_runners_cost_per_stage():
-    scheduler = {"cluster_start_s": 2.5, "task_round_trip_ms": 12.0, "stages": 168,
-                 "single_item_up_to_date": {"median_s": 3.988}, "run_with_nothing_to_do": {"median_s": 9.1}}
+    scheduler = {
+        "cluster_start_s": 2.5,
+        "task_round_trip_ms": 12.0,
+        "stages": 168,
+        "single_item_up_to_date": {"median_s": 3.988},
+        "run_with_nothing_to_do": {"median_s": 9.1},
+    }
     text = render({"machine": "test", "scheduler": scheduler})
     # 0.012 s + 3.988 s = 4.0 s a stage; 168 stages on 2 workers: 4.0 * 168 / 2 = 336 s = 5.6 min
     assert "each stage costs about 4.0 s on top of its own work, 5.6 min for all 168 stages on 2 workers" in text
@@ -123,10 +185,13 @@ def test_report_adds_up_the_parallel_runners_cost_per_stage():
 
 
 def test_goal_two_says_when_stage_times_were_shared():
-    tables = {"fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0),
-                          "side_by_side": 1}}
-    data = {"stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]},
-            "training_units": ["fashion_cv@dense64-0-0"]}
+    tables = {
+        "fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0), "side_by_side": 1}
+    }
+    data = {
+        "stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]},
+        "training_units": ["fashion_cv@dense64-0-0"],
+    }
     row = next(line for line in goals(data) if "full reproduction" in line)
     assert "50 min 00 s" in row and "1 stages of it timed side by side" in row and "| met |" in row
 
@@ -169,12 +234,20 @@ def test_busy_wall_is_the_union_of_the_stages_intervals():
 
 
 def test_goal_one_compares_the_parallel_run_with_the_sequential_sum():
-    tables = {"fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0),
-                          "side_by_side": 0}}
-    parallel = {"busy_seconds": 2000.0, "stages": 3, "workers": [2],
-                "stage_names": ["fashion_cv@dense64-0-0", "fashion_table", "report"]}
-    data = {"stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]},
-            "training_units": ["fashion_cv@dense64-0-0"], "parallel_run": parallel}
+    tables = {
+        "fashion": {"stages": 2, "seconds": 3000.0, "slowest": ("fashion_cv@dense64-0-0", 2000.0), "side_by_side": 0}
+    }
+    parallel = {
+        "busy_seconds": 2000.0,
+        "stages": 3,
+        "workers": [2],
+        "stage_names": ["fashion_cv@dense64-0-0", "fashion_table", "report"],
+    }
+    data = {
+        "stage_times": {"tables": tables, "stage_names": ["fashion_cv@dense64-0-0", "fashion_table"]},
+        "training_units": ["fashion_cv@dense64-0-0"],
+        "parallel_run": parallel,
+    }
     row = next(line for line in goals(data) if "run_parallel --workers 2" in line)
     assert "33 min 20 s with stages running (3 stages" in row and "1.50x" in row and "| met |" in row
     assert "lacks 1 of these stages" in row
@@ -186,13 +259,22 @@ def test_goal_one_compares_the_parallel_run_with_the_sequential_sum():
 def test_the_quick_look_is_reported_with_its_time_and_what_ran():
     quick = {"wall_s": 236.4, "project_s": 3.1, "stages_run": 33, "report_written": True, "mirror": "DATASET_MIRROR"}
     text = render({"machine": "test", "quick": quick})
-    assert ("datasets from DATASET_MIRROR): 3 min 56 s end to end (3.1 s to make the project), 33 stages ran, "
-            "report written.") in text
+    assert (
+        "datasets from DATASET_MIRROR): 3 min 56 s end to end (3.1 s to make the project), 33 stages ran, "
+        "report written."
+    ) in text
 
 
 def test_the_test_suite_is_reported_with_its_time_and_pytests_summary():
-    suite = {"commit": "0123456789abcdef", "wall_s": 706.0, "summary": "210 passed in 705.98s (0:11:45)", "passed": 210,
-             "workers": 2}
+    suite = {
+        "commit": "0123456789abcdef",
+        "wall_s": 706.0,
+        "summary": "210 passed in 705.98s (0:11:45)",
+        "passed": 210,
+        "workers": 2,
+    }
     text = render({"machine": "test", "tests": suite})
-    assert ("`python -m pytest` on a clean clone of `0123456789ab` (2 pytest-xdist workers, as pytest.ini sets): "
-            '11 min 46 s end to end; pytest said "210 passed in 705.98s (0:11:45)".') in text
+    assert (
+        "`python -m pytest` on a clean clone of `0123456789ab` (2 pytest-xdist workers, as pytest.ini sets): "
+        '11 min 46 s end to end; pytest said "210 passed in 705.98s (0:11:45)".'
+    ) in text

@@ -5,7 +5,16 @@ from dataclasses import dataclass
 
 import pytest
 
-from lib.common.core import ConfigError, atomic_path, atomic_paths, build_config, load_params, require, seed_list, select
+from lib.common.core import (
+    ConfigError,
+    atomic_path,
+    atomic_paths,
+    build_config,
+    load_params,
+    require,
+    seed_list,
+    select,
+)
 from lib.results.stats import mean_std
 
 
@@ -121,8 +130,7 @@ def test_params_written_by_dvc_exp_run_parse_as_numbers(tmp_path):
 def test_an_output_written_by_another_run_meanwhile_is_kept(tmp_path):
     """A run that finds its output replaced while it worked (it is an orphan of a cancelled dvc,
     and the user has rerun the unit) keeps the other run's output and discards its own."""
-    from lib.common.core import atomic_path
-    from lib.common.core import DataError
+    from lib.common.core import DataError, atomic_path
 
     target = tmp_path / "run"
     with pytest.raises(DataError, match="written by another run while this one ran"):

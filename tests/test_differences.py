@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.results.claims import load_references, load_tables
 from lib.common.core import ConfigError, load_params
-from lib.results.claims import Outcome
+from lib.results.claims import Outcome, load_references, load_tables
 from lib.results.render import differences_section, fill, verdicts_record
 from stages.report import load_differences, other_tables
 
@@ -20,21 +19,37 @@ TOLERANCE = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch"
 def figure(values):
     import numpy as np
 
-    return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)), "seeds": len(values), "values": values}
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)),
+        "seeds": len(values),
+        "values": values,
+    }
 
 
-TABLES = {"mnist_tips": {
-    "adam": {"test_accuracy": figure([0.955, 0.952, 0.958]), "train_accuracy": figure([0.99, 0.991, 0.992])},
-    "relu": {"test_accuracy": figure([0.94, 0.95, 0.96]), "train_accuracy": figure([0.99, 0.99, 0.99])},
-}}
-REFERENCES = {"mnist_tips": {"adam": {"row": 6, "test_accuracy": 0.9217, "train_accuracy": 0.9907},
-                             "relu": {"row": 4, "test_accuracy": 0.80, "train_accuracy": 0.99}}}
+TABLES = {
+    "mnist_tips": {
+        "adam": {"test_accuracy": figure([0.955, 0.952, 0.958]), "train_accuracy": figure([0.99, 0.991, 0.992])},
+        "relu": {"test_accuracy": figure([0.94, 0.95, 0.96]), "train_accuracy": figure([0.99, 0.99, 0.99])},
+    }
+}
+REFERENCES = {
+    "mnist_tips": {
+        "adam": {"row": 6, "test_accuracy": 0.9217, "train_accuracy": 0.9907},
+        "relu": {"row": 4, "test_accuracy": 0.80, "train_accuracy": 0.99},
+    }
+}
 
 
 def test_outside_figures_are_listed_with_their_entry_or_as_not_investigated():
-    entries = [{"figures": ["mnist_tips.adam.test_accuracy"], "found": "candidates tested",
-                "text": "Train {mnist_tips.adam.train_accuracy:.3f}; missing {mnist_tips.sgd.test_accuracy:.4f}."},
-               {"title": "A pattern.", "found": "cause shown", "text": "Relu {mnist_tips.relu.test_accuracy:.2f}."}]
+    entries = [
+        {
+            "figures": ["mnist_tips.adam.test_accuracy"],
+            "found": "candidates tested",
+            "text": "Train {mnist_tips.adam.train_accuracy:.3f}; missing {mnist_tips.sgd.test_accuracy:.4f}.",
+        },
+        {"title": "A pattern.", "found": "cause shown", "text": "Relu {mnist_tips.relu.test_accuracy:.2f}."},
+    ]
     text = "\n".join(differences_section(TABLES, REFERENCES, TOLERANCE, entries))
     assert "- `mnist_tips.adam.test_accuracy`: post 0.9217, ours 0.9550 ± 0.0030 (3)" in text
     assert "the post's rank 1/4." in text
@@ -52,14 +67,29 @@ def test_no_outside_figure_is_said_so():
 
 
 def test_the_verdicts_file_holds_every_figure_its_interval_rank_and_verdict_and_every_claim():
-    outcomes = [Outcome("a", "A", True, "", within_intervals=True), Outcome("b", "B", True, "", within_intervals=False),
-                Outcome("c", "C", False, ""), Outcome("d", "D", None, "")]
+    outcomes = [
+        Outcome("a", "A", True, "", within_intervals=True),
+        Outcome("b", "B", True, "", within_intervals=False),
+        Outcome("c", "C", False, ""),
+        Outcome("d", "D", None, ""),
+    ]
     record = verdicts_record(TABLES, REFERENCES, TOLERANCE, outcomes)
-    assert set(record["figures"]) == {f"mnist_tips.{v}.{m}" for v in ("adam", "relu") for m in ("test_accuracy", "train_accuracy")}
+    assert set(record["figures"]) == {
+        f"mnist_tips.{v}.{m}" for v in ("adam", "relu") for m in ("test_accuracy", "train_accuracy")
+    }
     adam = record["figures"]["mnist_tips.adam.test_accuracy"]
     # 0.955 +- t(0.975, 2) * 0.003 * sqrt(4/3) = 0.955 +- 0.014906, widened to the 0.02 tolerance.
-    assert adam == {"post": 0.9217, "mean": 0.955, "std": 0.003, "n": 3, "low": 0.935, "high": 0.975, "widened": True,
-                    "rank": 1.0, "verdict": "outside"}
+    assert adam == {
+        "post": 0.9217,
+        "mean": 0.955,
+        "std": 0.003,
+        "n": 3,
+        "low": 0.935,
+        "high": 0.975,
+        "widened": True,
+        "rank": 1.0,
+        "verdict": "outside",
+    }
     assert record["figures"]["mnist_tips.relu.train_accuracy"]["rank"] == 2.5  # tied with all three seeds
     assert record["counts"] == {"mnist_tips": {"consistent": 2, "outside": 2}}
     assert record["claims"] == {"a": "pass", "b": "means only", "c": "fail", "d": "not measured"}
@@ -74,11 +104,24 @@ def test_an_entry_without_its_text_is_refused(tmp_path):
 
 def test_every_figure_the_committed_texts_quote_exists_in_the_committed_results():
     """A typo in an address would print "not in this run" in the full report: none may."""
-    tables = load_tables([f"mnist_tips={ROOT}/reports/mnist_tips/metrics.json", f"fashion={ROOT}/reports/fashion/metrics.json"])
-    references = load_references([f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"])
-    tables.update(other_tables([f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json", f"fashion={ROOT}/reports/fashion_jax_cpu.json",
-                                f"fashion_replayed={ROOT}/reports/fashion_jax_cpu_replayed.json"],
-                               load_params(ROOT / "params.yaml", "fashion"), tables, references))
+    tables = load_tables(
+        [f"mnist_tips={ROOT}/reports/mnist_tips/metrics.json", f"fashion={ROOT}/reports/fashion/metrics.json"]
+    )
+    references = load_references(
+        [f"mnist_tips={ROOT}/reference/mnist_tips.yaml", f"fashion={ROOT}/reference/fashion.yaml"]
+    )
+    tables.update(
+        other_tables(
+            [
+                f"mnist_tips={ROOT}/reports/mnist_tips_jax_h100.json",
+                f"fashion={ROOT}/reports/fashion_jax_cpu.json",
+                f"fashion_replayed={ROOT}/reports/fashion_jax_cpu_replayed.json",
+            ],
+            load_params(ROOT / "params.yaml", "fashion"),
+            tables,
+            references,
+        )
+    )
     entries = load_differences(ROOT / "reference/differences.yaml")
     assert entries
     for entry in entries:

@@ -30,7 +30,8 @@ def backing_numbers() -> list[float]:
     files = [*ROOT.glob("reports/**/*.json"), *ROOT.glob("reports/**/*.md"), *ROOT.glob("reference/*.yaml")]
     files = [f for f in files if "runs" not in f.relative_to(ROOT).parts]  # the run folders are summed up in the tables
     return [float(m.group()) for f in files for m in NUMBER.finditer(f.read_text())] + [
-        float(n) for f in files for n in re.findall(r"(?<![\w.])\d+(?![\w.])", f.read_text())]
+        float(n) for f in files for n in re.findall(r"(?<![\w.])\d+(?![\w.])", f.read_text())
+    ]
 
 
 def is_backed(figure: str, pool: list[float]) -> bool:

@@ -70,7 +70,11 @@ def missing_and_extra(stage, root: Path = ROOT) -> tuple[set[str], set[str]]:
     """The imported project files no declared file or folder covers, and the declared code (files,
     and folders of lib/) none of whose files is imported."""
     imported = project_imports(stage_module(stage.cmd), root)
-    code = [str(dep.def_path) for dep in stage.deps if str(dep.def_path).endswith(".py") or str(dep.def_path).startswith("lib/")]
+    code = [
+        str(dep.def_path)
+        for dep in stage.deps
+        if str(dep.def_path).endswith(".py") or str(dep.def_path).startswith("lib/")
+    ]
     covered = {path for path in imported if any(path == dep or path.startswith(dep.rstrip("/") + "/") for dep in code)}
     extra = {dep for dep in code if not any(path == dep or path.startswith(dep.rstrip("/") + "/") for path in imported)}
     return imported - covered, extra
@@ -125,7 +129,8 @@ def test_no_training_unit_imports_results_code_and_no_table_imports_keras_code(s
     and the params check import the Keras-free configs, never the training core."""
     units = [s for s in stages if paths.parse_unit(s.addressing)]
     assert len(units) == len(stages) - sum(1 for s in stages if "@" not in s.addressing) - sum(
-        1 for s in stages if s.addressing.split("@")[0] in ("fetch", "preprocess", "noise"))
+        1 for s in stages if s.addressing.split("@")[0] in ("fetch", "preprocess", "noise")
+    )
     for stage in units:
         assert not any(p.startswith("lib/results/") for p in project_imports(stage_module(stage.cmd))), stage.addressing
     for stage in stages:
@@ -141,14 +146,22 @@ def test_training_units_are_named_and_write_where_paths_says(stages):
             continue
         kind, variant, seed = unit["kind"], unit["variant"], unit["seed"]
         assert paths.unit_name(kind, seed, variant, unit["group"]) == stage.addressing
-        expected[stage.addressing] = {"mnist_tips": lambda: paths.mnist_tips_run(variant, seed),
-                                      "fashion_cv": lambda: paths.fashion_cv_seed(variant, seed),
-                                      "fashion_final": lambda: paths.fashion_final_run(seed),
-                                      "fashion_cnn": lambda: paths.fashion_cnn_run(seed)}[kind]()
+        expected[stage.addressing] = {
+            "mnist_tips": lambda: paths.mnist_tips_run(variant, seed),
+            "fashion_cv": lambda: paths.fashion_cv_seed(variant, seed),
+            "fashion_final": lambda: paths.fashion_final_run(seed),
+            "fashion_cnn": lambda: paths.fashion_cnn_run(seed),
+        }[kind]()
     tips, fashion = PARAMS["mnist_tips"], PARAMS["fashion"]
     # One stage per MNIST row and seed, per dense variant and seed (its folds inside), + final + CNN.
-    assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (len(fashion["variants"]) + 2)
-    assert sum(name.startswith("fashion_cv@") for name in expected) == len(fashion["variants"]) * len(fashion["seeds"]) == 80
+    assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (
+        len(fashion["variants"]) + 2
+    )
+    assert (
+        sum(name.startswith("fashion_cv@") for name in expected)
+        == len(fashion["variants"]) * len(fashion["seeds"])
+        == 80
+    )
     for stage in stages:
         if stage.addressing in expected:
             run = expected[stage.addressing]
@@ -156,7 +169,9 @@ def test_training_units_are_named_and_write_where_paths_says(stages):
             model = [] if stage.addressing.startswith("fashion_cv") else [str(paths.model_file(run))]
             assert [str(o.def_path) for o in stage.outs] == [str(run), *model], stage.addressing
             assert f"--out {run}" in stage.cmd and all(f"--model {m}" in stage.cmd for m in model)
-            assert all(o.persist for o in stage.outs), f"{stage.addressing}: an output DVC would delete before the unit runs"
+            assert all(o.persist for o in stage.outs), (
+                f"{stage.addressing}: an output DVC would delete before the unit runs"
+            )
 
 
 def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(stages):
@@ -165,7 +180,9 @@ def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(st
     units = {s.addressing: s for s in stages if s.addressing.startswith("mnist_tips") and "@" in s.addressing}
     noise = {s.addressing: s for s in stages if s.addressing.startswith("noise@")}
     seeds = PARAMS["mnist_tips"]["seeds"]
-    assert len(units) == len(PARAMS["mnist_tips"]["variants"]) * len(seeds) and sorted(noise) == sorted(f"noise@{s}" for s in seeds)
+    assert len(units) == len(PARAMS["mnist_tips"]["variants"]) * len(seeds) and sorted(noise) == sorted(
+        f"noise@{s}" for s in seeds
+    )
     for name, stage in units.items():
         group, _, key = name.partition("@")
         data = paths.prepared_file(group, int(key.rsplit("-", 1)[1]))

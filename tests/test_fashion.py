@@ -1,7 +1,6 @@
 """Fashion-MNIST units and tables: the post's fold slicing and overfitting rule pinned on hand-made
 inputs, curve averaging, and the models' training on tiny data where the answer is known."""
 
-
 import numpy as np
 import pytest
 
@@ -80,7 +79,12 @@ def test_warning_agrees_with_the_posts_loop_on_random_curves():
 
 
 def test_mean_curves_over_folds_of_different_lengths():
-    a = {"loss": [3.0, 2.0, 1.0], "val_loss": [3.0, 2.0, 1.0], "accuracy": [0.1, 0.2, 0.3], "val_accuracy": [0.1, 0.2, 0.3]}
+    a = {
+        "loss": [3.0, 2.0, 1.0],
+        "val_loss": [3.0, 2.0, 1.0],
+        "accuracy": [0.1, 0.2, 0.3],
+        "val_accuracy": [0.1, 0.2, 0.3],
+    }
     b = {"loss": [1.0, 0.0], "val_loss": [1.0, 0.0], "accuracy": [0.3, 0.4], "val_accuracy": [0.3, 0.4]}
     curves = mean_curves([a, b])
     np.testing.assert_allclose(curves["loss"], [2.0, 1.0, 1.0])  # epoch 3: only fold a reached it
@@ -120,7 +124,15 @@ def test_cnn_has_the_posts_layers_and_parameter_count():
     model = build_cnn()
     assert model.count_params() == 93322  # the post's model.summary()
     assert [type(layer).__name__ for layer in model.layers] == [
-        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Conv2D", "Flatten", "Dropout", "Dense", "Dense",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "MaxPooling2D",
+        "Conv2D",
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "Dense",
     ]
 
 
@@ -146,8 +158,12 @@ def test_first_image_of_each_class():
 
 
 def test_figure_is_a_real_png(tmp_path):
-    curves = {"loss": np.linspace(1, 0.2, 20), "val_loss": np.linspace(1, 0.4, 20),
-              "accuracy": np.linspace(0.5, 0.95, 20), "val_accuracy": np.linspace(0.5, 0.9, 20)}
+    curves = {
+        "loss": np.linspace(1, 0.2, 20),
+        "val_loss": np.linspace(1, 0.4, 20),
+        "accuracy": np.linspace(0.5, 0.95, 20),
+        "val_accuracy": np.linspace(0.5, 0.9, 20),
+    }
     plot_curves(tmp_path / "f.png", "test", curves, 12, "validation")
     data = (tmp_path / "f.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
@@ -191,38 +207,76 @@ def test_cross_validation_summary_and_rendered_rows_on_hand_made_folds(tmp_path)
     assert entry["epoch"] == {"mean": 5.5, "std": pytest.approx(0.707107, abs=1e-6), "seeds": 2, "values": [5, 6]}
     assert entry["val_loss"] == {"mean": 0.45, "std": 0.0, "seeds": 2, "values": [0.45, 0.45]}
     assert entry["val_accuracy"]["mean"] == pytest.approx(0.86) and entry["val_accuracy"]["seeds"] == 2
-    assert warning_summary(mean_curves([{"loss": U_SHAPE, "accuracy": U_SHAPE, "val_loss": U_SHAPE, "val_accuracy": U_SHAPE}]), RULE)["epoch"] == 5
-    np.testing.assert_allclose(curves["dense64"]["val_loss"][:5], [1.05, 0.9, 0.7, 0.55, 0.475])  # seed mean of the fold means
+    assert (
+        warning_summary(
+            mean_curves([{"loss": U_SHAPE, "accuracy": U_SHAPE, "val_loss": U_SHAPE, "val_accuracy": U_SHAPE}]), RULE
+        )["epoch"]
+        == 5
+    )
+    np.testing.assert_allclose(
+        curves["dense64"]["val_loss"][:5], [1.05, 0.9, 0.7, 0.55, 0.475]
+    )  # seed mean of the fold means
 
     metrics = {
         "cross_validation": summary,
         "final": {"test_loss": seed_summary([0.33, 0.35]), "test_accuracy": seed_summary([0.88, 0.89])},
-        "cnn": {"warning": {"epoch": seed_summary([12, 14]), "val_loss": seed_summary([0.24, 0.25]), "val_accuracy": seed_summary([0.91, 0.92])},
-                "final_val_accuracy": mean_std([0.915, 0.917])},
+        "cnn": {
+            "warning": {
+                "epoch": seed_summary([12, 14]),
+                "val_loss": seed_summary([0.24, 0.25]),
+                "val_accuracy": seed_summary([0.91, 0.92]),
+            },
+            "final_val_accuracy": mean_std([0.915, 0.917]),
+        },
     }
-    reference = {"cross_validation": {"dense64": {"epoch": 15, "val_loss": 0.329, "val_accuracy": 0.883}},
-                 "final": {"test_loss": 0.3279, "test_accuracy": 0.8864}, "cnn": {"warning": {"epoch": 18, "val_loss": 0.227, "val_accuracy": 0.921}}}
+    reference = {
+        "cross_validation": {"dense64": {"epoch": 15, "val_loss": 0.329, "val_accuracy": 0.883}},
+        "final": {"test_loss": 0.3279, "test_accuracy": 0.8864},
+        "cnn": {"warning": {"epoch": 18, "val_loss": 0.227, "val_accuracy": 0.921}},
+    }
     tolerance = {"accuracy": {"absolute": 0.02}, "loss": {"absolute": 0.03}, "epoch": {"absolute": 3}}
-    settings = {"k": 2, "epochs": 16, "patience": 10, "min_decrease": 0.02, "final": "dense(256), dropout 0.4, 20 epochs", "cnn_epochs": 30}
+    settings = {
+        "k": 2,
+        "epochs": 16,
+        "patience": 10,
+        "min_decrease": 0.02,
+        "final": "dense(256), dropout 0.4, 20 epochs",
+        "cnn_epochs": 30,
+    }
     lines, verdicts = render_sections(metrics, reference, tolerance, settings, 2, "figures/")
     # n = 2: mean +- 12.7062 * s * sqrt(1.5), at least +- the tolerance. The epoch: 5.5 +- 11.0
     # (shown from 0); val_loss: both seeds 0.45, so +- 0.03 decides, and the post's 0.329 is
     # below it; val_accuracy: 0.86 +- 0.22 (shown up to 1).
-    assert ("| `dense64` | 15 | 5.5 ± 0.7 (2) | 0.0 to 16.5 | 3/3 | consistent | 0.329 | 0.450 ± 0.000 (2) | 0.420 to 0.480 (tol.) "
-            "| 1/3 | outside | 0.883 | 0.860 ± 0.014 (2) | 0.640 to 1.000 | 3/3 | consistent |") in lines
+    assert (
+        "| `dense64` | 15 | 5.5 ± 0.7 (2) | 0.0 to 16.5 | 3/3 | consistent "
+        "| 0.329 | 0.450 ± 0.000 (2) | 0.420 to 0.480 (tol.) | 1/3 | outside "
+        "| 0.883 | 0.860 ± 0.014 (2) | 0.640 to 1.000 | 3/3 | consistent |"
+    ) in lines
     assert "## Dense nets, 2-fold cross-validation, 16 epochs" in lines
     assert "## The chosen model (dense(256), dropout 0.4, 20 epochs) on the test set" in lines
     assert "| test_accuracy | 0.8864 | 0.8850 ± 0.0071 (2) | 0.7750 to 0.9950 | 2/3 | consistent |" in lines
-    assert "| epoch | 18 | 13.0 ± 1.4 (2) | 0.0 to 35.0 | 3/3 | consistent |" in lines and "![cnn](figures/cnn.png)" in lines
+    assert (
+        "| epoch | 18 | 13.0 ± 1.4 (2) | 0.0 to 35.0 | 3/3 | consistent |" in lines
+        and "![cnn](figures/cnn.png)" in lines
+    )
     assert len(verdicts) == 3 + 2 + 3 and verdicts.count("outside") == 1  # dense64's val_loss
     assert "7 of the post's 8 figures lie inside our 95% prediction interval (consistent), 1 outside." in lines
 
 
 def test_warning_epochs_per_seed_beside_the_posts(tmp_path):
     reference = {"cross_validation": {"dense64": {"epoch": 15}}, "cnn": {"warning": {"epoch": 18}}}
-    frame = warning_epochs({"dense64": [(0, 13), (1, None), (2, 14)], "ours": [(0, 9)], "cnn": [(0, 12), (1, 12)]}, reference)
+    frame = warning_epochs(
+        {"dense64": [(0, 13), (1, None), (2, 14)], "ours": [(0, 9)], "cnn": [(0, 12), (1, 12)]}, reference
+    )
     rows = [tuple(r) for r in frame.astype(object).where(frame.notna(), None).itertuples(index=False)]
-    assert rows == [("dense64", "our seed", 0, 13), ("dense64", "our seed", 2, 14), ("dense64", "post", None, 15),  # seed 1 never warned
-                    ("ours", "our seed", 0, 9), ("cnn", "our seed", 0, 12), ("cnn", "our seed", 1, 12), ("cnn", "post", None, 18)]
+    assert rows == [
+        ("dense64", "our seed", 0, 13),
+        ("dense64", "our seed", 2, 14),
+        ("dense64", "post", None, 15),  # seed 1 never warned
+        ("ours", "our seed", 0, 9),
+        ("cnn", "our seed", 0, 12),
+        ("cnn", "our seed", 1, 12),
+        ("cnn", "post", None, 18),
+    ]
     plot_warning_epochs(tmp_path / "w.png", frame)
     assert (tmp_path / "w.png").read_bytes()[:4] == b"\x89PNG"

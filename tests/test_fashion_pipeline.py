@@ -33,7 +33,9 @@ def test_dense64_learns_fashion_mnist(smoke):
     assert history["val_accuracy"][-1] > 0.7  # 500 training images, 24 epochs of 32 Adam steps; chance is 0.1
     final = json.loads((smoke["path"] / "reports/runs/fashion/final/seed0/metrics.json").read_text())
     assert 0.6 < final["test_accuracy"] <= 1.0
-    assert np.array(final["confusion"]).sum() == 10000 and np.array(final["confusion"]).sum(axis=1).tolist() == [1000] * 10
+    assert (
+        np.array(final["confusion"]).sum() == 10000 and np.array(final["confusion"]).sum(axis=1).tolist() == [1000] * 10
+    )
 
 
 def test_trained_models_are_kept_by_dvc_and_reproduce_their_accuracy(smoke):
@@ -59,7 +61,8 @@ def test_trained_models_are_kept_by_dvc_and_reproduce_their_accuracy(smoke):
 def test_table_metrics_and_figures(smoke):
     reports = smoke["path"] / "reports" / "fashion"
     metrics = json.loads((reports / "metrics.json").read_text())
-    # 24 epochs on 500 images: val_loss bottoms out early and the rule (5 epochs' patience in the smoke profile) warns in both seeds.
+    # 24 epochs on 500 images: val_loss bottoms out early and the rule (5 epochs' patience in the smoke
+    # profile) warns in both seeds.
     warning = metrics["cross_validation"]["dense64"]
     assert warning["warned_seeds"] == 2 and warning["epoch"]["seeds"] == 2 and 2 <= warning["epoch"]["mean"] <= 14
     assert 0.4 < warning["val_loss"]["mean"] < 1.5 and 0.6 < warning["val_accuracy"]["mean"] < 0.95
@@ -69,7 +72,11 @@ def test_table_metrics_and_figures(smoke):
     table = (reports / "table.md").read_text()
     epoch = warning["epoch"]
     assert len(warning["epoch"]["values"]) == 2  # per seed, for the interval and the rank
-    assert re.search(rf"\| `dense64` \| 15 \| {epoch['mean']:.1f} ± {epoch['std']:.1f} \(2\) \| \d+\.\d to \d+\.\d( \(tol\.\))? \| [123](\.5)?/3 \| (consistent|outside) \|", table), table
+    assert re.search(
+        rf"\| `dense64` \| 15 \| {epoch['mean']:.1f} ± {epoch['std']:.1f} \(2\) \| "
+        r"\d+\.\d to \d+\.\d( \(tol\.\))? \| [123](\.5)?/3 \| (consistent|outside) \|",
+        table,
+    ), table
     assert "| test_accuracy | 0.8864 |" in table and "| epoch | 18 | none | - | - | outside (no value) |" in table
     for name in ("dense64.png", "dense256_dropout04_early_stopping.png", "cnn.png"):
         assert (reports / "figures" / name).read_bytes()[:4] == b"\x89PNG"

@@ -3,18 +3,18 @@ directory, and an HTTP server on 127.0.0.1. Every failure must name the file, th
 what was expected, and leave nothing behind."""
 
 import gzip
-import time
 import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from stages import fetch
 from lib.common.core import DataError
 from lib.data.idx import read_idx_gz
+from stages import fetch
 from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_mirror, write_params
 
 pytestmark = pytest.mark.usefixtures("no_env_mirror")
@@ -199,7 +199,10 @@ def test_command_line_exits_1_with_one_clear_line(tmp_path):
     out = tmp_path / "raw" / "tiny"
     result = subprocess.run(
         [sys.executable, "-m", "stages.fetch", "--dataset", "tiny", "--out", str(out), "--params", str(params)],
-        cwd=ROOT, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 1
     assert result.stderr.startswith("error: tiny/train-images-idx3-ubyte.gz: no source gave a valid copy")

@@ -11,8 +11,12 @@ import yaml
 
 from tools.gate import main as gate
 
-CLAIMS = {"tolerance": {"accuracy": {"absolute": 0.02}},
-          "claims": [{"id": "a_learns", "source": "post", "text": "a learns", "check": {"metric": "t.a.accuracy", "at_least": 0.5}}]}
+CLAIMS = {
+    "tolerance": {"accuracy": {"absolute": 0.02}},
+    "claims": [
+        {"id": "a_learns", "source": "post", "text": "a learns", "check": {"metric": "t.a.accuracy", "at_least": 0.5}}
+    ],
+}
 
 
 @pytest.fixture
@@ -24,13 +28,31 @@ def run(tmp_path, capsys):
         metrics.write_text(json.dumps({"a": {"accuracy": {"mean": mean, "std": 0.01, "seeds": 3}}}))
         lock = tmp_path / "dvc.lock"
         md5 = hashlib.md5(metrics.read_bytes()).hexdigest()
-        lock.write_text(yaml.safe_dump({"schema": "2.0", "stages": {"t": {"outs": [{"path": str(metrics), "md5": md5}]}}}))
+        lock.write_text(
+            yaml.safe_dump({"schema": "2.0", "stages": {"t": {"outs": [{"path": str(metrics), "md5": md5}]}}})
+        )
         if edit_after_lock is not None:
             metrics.write_text(json.dumps({"a": {"accuracy": {"mean": edit_after_lock, "std": 0.01, "seeds": 3}}}))
         claims_file, floors_file = tmp_path / "claims.yaml", tmp_path / "floors.yaml"
         claims_file.write_text(raw_claims if raw_claims is not None else yaml.safe_dump(claims))
-        floors_file.write_text(raw_floors if raw_floors is not None else yaml.safe_dump(floors or {"metrics": {"t.a.accuracy": {"floor": 0.8}}, "claims": ["a_learns"]}))
-        code = gate(["check", "--floors", str(floors_file), "--claims", str(claims_file), "--metrics", f"t={metrics}", "--lock", str(lock)])
+        floors_file.write_text(
+            raw_floors
+            if raw_floors is not None
+            else yaml.safe_dump(floors or {"metrics": {"t.a.accuracy": {"floor": 0.8}}, "claims": ["a_learns"]})
+        )
+        code = gate(
+            [
+                "check",
+                "--floors",
+                str(floors_file),
+                "--claims",
+                str(claims_file),
+                "--metrics",
+                f"t={metrics}",
+                "--lock",
+                str(lock),
+            ]
+        )
         return code, capsys.readouterr().out
 
     return check
@@ -48,7 +70,9 @@ def test_nan_fails_every_bound(run):
 
 def test_a_misspelled_section_is_refused_not_skipped(run):
     code, out = run(raw_floors="metric:\n  t.a.accuracy: {floor: 0.8}\nclaims: [a_learns]\n")
-    assert code == 1 and out.splitlines() == [f"FAIL {out.split()[1]} ['claims', 'metric'] is not allowed; allowed: the sections metrics and claims"]
+    assert code == 1 and out.splitlines() == [
+        f"FAIL {out.split()[1]} ['claims', 'metric'] is not allowed; allowed: the sections metrics and claims"
+    ]
 
 
 def test_a_misspelled_bound_is_refused(run):

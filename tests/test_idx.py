@@ -44,9 +44,7 @@ def test_recompressed_copy_is_canonical(tmp_path):
     assert gzip.decompress(copies[0]) == idx_bytes(labels)
 
 
-@pytest.mark.parametrize(
-    "name, ndim", [("train-images-idx3-ubyte.gz", 3), ("t10k-labels-idx1-ubyte.gz", 1)]
-)
+@pytest.mark.parametrize("name, ndim", [("train-images-idx3-ubyte.gz", 3), ("t10k-labels-idx1-ubyte.gz", 1)])
 def test_expected_ndim_from_name(name, ndim):
     assert expected_ndim(name) == ndim
 

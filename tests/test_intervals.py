@@ -44,7 +44,13 @@ def test_the_tolerance_is_only_a_minimum_width():
 
 def test_runs_without_a_value_are_left_out():
     assert prediction_interval([None, 12, 14], minimum=3)["n"] == 2
-    assert prediction_interval([None, None], minimum=3) == {"n": 0, "mean": None, "low": None, "high": None, "widened": False}
+    assert prediction_interval([None, None], minimum=3) == {
+        "n": 0,
+        "mean": None,
+        "low": None,
+        "high": None,
+        "widened": False,
+    }
 
 
 def test_a_figure_on_the_edge_is_consistent_and_one_just_past_it_is_outside():
@@ -75,14 +81,21 @@ def test_rank_with_one_seed_identical_values_and_missing_ones():
 
 
 # a: 0.91 +- 4.3027 * 0.01 * sqrt(4/3) = 0.8603 to 0.9597; b: 0.55 +- 0.2484 = 0.3016 to 0.7984
-SEEDS = {"t": {"a": {"accuracy": {"mean": 0.91, "std": 0.01, "seeds": 3, "values": [0.90, 0.91, 0.92]}},
-               "b": {"accuracy": {"mean": 0.55, "std": 0.05, "seeds": 3, "values": [0.50, 0.55, 0.60]}}}}
+SEEDS = {
+    "t": {
+        "a": {"accuracy": {"mean": 0.91, "std": 0.01, "seeds": 3, "values": [0.90, 0.91, 0.92]}},
+        "b": {"accuracy": {"mean": 0.55, "std": 0.05, "seeds": 3, "values": [0.50, 0.55, 0.60]}},
+    }
+}
 
 
 @pytest.mark.parametrize(
     "spec, within",
     [
-        ({"greater": "t.a.accuracy", "than": "t.b.accuracy", "by": 0.3}, False),  # 0.36 apart on the means, 0.062 at the ends
+        (
+            {"greater": "t.a.accuracy", "than": "t.b.accuracy", "by": 0.3},
+            False,
+        ),  # 0.36 apart on the means, 0.062 at the ends
         ({"greater": "t.a.accuracy", "than": "t.b.accuracy", "by": 0.05}, True),
         ({"metric": "t.a.accuracy", "at_least": 0.85}, True),  # the low end, 0.8603, is above
         ({"metric": "t.a.accuracy", "at_least": 0.87}, False),
@@ -99,5 +112,9 @@ def test_a_claim_that_holds_on_the_means_is_checked_at_the_least_favourable_inte
 
 
 def test_a_claim_that_fails_on_the_means_is_not_checked_further():
-    outcome = check({"id": "x", "text": "x", "check": {"metric": "t.a.accuracy", "at_least": 0.95}}, SEEDS, {"accuracy": {"absolute": 0.02}})
+    outcome = check(
+        {"id": "x", "text": "x", "check": {"metric": "t.a.accuracy", "at_least": 0.95}},
+        SEEDS,
+        {"accuracy": {"absolute": 0.02}},
+    )
     assert outcome.holds is False and outcome.within_intervals is None

@@ -8,5 +8,7 @@ from tests.conftest import ROOT
 
 
 def test_ruff_finds_nothing():
-    found = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    found = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True
+    )
     assert found.returncode == 0, found.stdout + found.stderr

@@ -77,14 +77,22 @@ def test_speed_settings_keep_the_posts_training(arrays):
     ours = train_and_evaluate(short, 5, arrays)
     seed_everything(5)
     model = build_dense((784,), short.hidden_units, short.activation, short.dropout_rate)
-    model.compile(loss=make_loss(short.loss), optimizer=make_optimizer(short.optimizer, short.learning_rate), metrics=["accuracy"])
-    plain = model.fit(**reshuffled(arrays["x_train"], arrays["y_train"], short.batch_size, 5), epochs=short.epochs,
-                      validation_data=(arrays["x_test"], arrays["y_test"]), verbose=0)
+    model.compile(
+        loss=make_loss(short.loss), optimizer=make_optimizer(short.optimizer, short.learning_rate), metrics=["accuracy"]
+    )
+    plain = model.fit(
+        **reshuffled(arrays["x_train"], arrays["y_train"], short.batch_size, 5),
+        epochs=short.epochs,
+        validation_data=(arrays["x_test"], arrays["y_test"]),
+        verbose=0,
+    )
     keras.backend.clear_session()
     assert ours["history"].keys() == plain.history.keys()
     for name, values in plain.history.items():
         np.testing.assert_allclose(ours["history"][name], values, rtol=1e-4, atol=1e-6, err_msg=name)
-    assert ours["history"]["loss"][0] > 1.5 * ours["history"]["loss"][-1]  # it did learn: the comparison is not of two flat lines
+    assert (
+        ours["history"]["loss"][0] > 1.5 * ours["history"]["loss"][-1]
+    )  # it did learn: the comparison is not of two flat lines
 
 
 @pytest.mark.parametrize(
@@ -116,7 +124,9 @@ def test_keras2_loss_equals_crossentropy_where_nothing_is_clipped():
     y_true = np.eye(3, dtype="float32")
     y_pred = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], dtype="float32")
     expected = -np.log([0.7, 0.8, 0.4])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clipped_categorical_crossentropy(y_true, y_pred)), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clipped_categorical_crossentropy(y_true, y_pred)), expected, rtol=1e-5
+    )
 
 
 def test_keras2_loss_has_no_gradient_through_a_saturated_softmax():
@@ -140,13 +150,22 @@ def test_summary_and_table(tmp_path):
         run.mkdir(parents=True)
         (run / "metrics.json").write_text(json.dumps({"train_accuracy": train, "test_accuracy": test}))
     summary = collect_tips(["mse"], [0, 1], tmp_path)
-    assert summary["mse"]["test_accuracy"] == {"mean": 0.82, "std": pytest.approx(0.028284, abs=1e-6), "seeds": 2, "values": [0.8, 0.84]}
+    assert summary["mse"]["test_accuracy"] == {
+        "mean": 0.82,
+        "std": pytest.approx(0.028284, abs=1e-6),
+        "seeds": 2,
+        "values": [0.8, 0.84],
+    }
     tolerance = {"accuracy": {"absolute": 0.02}}
-    table = render_table(summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, tolerance, [0, 1], "after 2 epochs")
+    table = render_table(
+        summary, {"mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.9}}, tolerance, [0, 1], "after 2 epochs"
+    )
     # n = 2: mean +- 12.7062 * s * sqrt(1.5). Train: 0.91 +- 0.2201, the post's 0.5 below both
     # seeds and the interval; test: 0.82 +- 0.4402 (shown within 0-1), the post's 0.9 above both.
-    assert ("| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 (2) | 0.6899 to 1.0000 | 1/3 | outside "
-            "| 0.9000 | 0.8200 ± 0.0283 (2) | 0.3798 to 1.0000 | 3/3 | consistent |") in table
+    assert (
+        "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 (2) | 0.6899 to 1.0000 | 1/3 | outside "
+        "| 0.9000 | 0.8200 ± 0.0283 (2) | 0.3798 to 1.0000 | 3/3 | consistent |"
+    ) in table
     assert "1 of the post's 2 figures lie inside our 95% prediction interval (consistent), 1 outside." in table
     assert "Accuracy from `evaluate` after 2 epochs, mean ± sample std over 2 seed(s) (0, 1)" in table
     assert mean_std([0.5])["std"] == 0.0

@@ -16,7 +16,11 @@ def runs_dir(smoke):
 
 def test_every_variant_and_seed_is_its_own_stage(smoke):
     # Each row runs in the stage group of the prepared file it trains on.
-    for group, variant in (("mnist_tips", "deep_relu_adam"), ("mnist_tips_noisy", "noisy_dropout"), ("mnist_tips_unscaled", "unscaled")):
+    for group, variant in (
+        ("mnist_tips", "deep_relu_adam"),
+        ("mnist_tips_noisy", "noisy_dropout"),
+        ("mnist_tips_unscaled", "unscaled"),
+    ):
         for seed in (0, 1):
             assert f"Running stage '{group}@{variant}-{seed}'" in smoke["first"].stdout
             run_dir = runs_dir(smoke) / variant / f"seed{seed}"
@@ -26,7 +30,9 @@ def test_every_variant_and_seed_is_its_own_stage(smoke):
             assert config["seed"] == seed and config["hidden_units"] == [32, 32] and config["epochs"] == 2
             assert config["data"] == group
             history = read_curves(run_dir)
-            assert len(history["loss"]) == 2 and history["val_accuracy"][-1] == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+            assert len(history["loss"]) == 2 and history["val_accuracy"][-1] == pytest.approx(
+                metrics["test_accuracy"], abs=1e-6
+            )
             curve = (run_dir / "live" / "plots" / "metrics" / "eval" / "accuracy.tsv").read_text().splitlines()
             assert len(curve) == 3  # header + one line per epoch (dvclive files val_* under eval/)
 
@@ -47,8 +53,15 @@ def test_summary_metrics_and_table(smoke):
     assert summary["deep_relu_adam"]["test_accuracy"]["mean"] == pytest.approx(sum(per_seed) / 2, abs=1e-6)
     assert summary["deep_relu_adam"]["test_accuracy"]["seeds"] == 2
     table = (smoke["path"] / "reports" / "mnist_tips" / "table.md").read_text()
-    rows = [line.split(" | ")[1] for line in table.splitlines() if line.startswith("| ") and "`" in line.split(" | ")[1]]
-    assert rows[:4] == ["`deep_relu`", "`deep_relu_adam`", "`noisy_dropout`", "`unscaled`"]  # the post's order: rows 4, 6, 8, 9
+    rows = [
+        line.split(" | ")[1] for line in table.splitlines() if line.startswith("| ") and "`" in line.split(" | ")[1]
+    ]
+    assert rows[:4] == [
+        "`deep_relu`",
+        "`deep_relu_adam`",
+        "`noisy_dropout`",
+        "`unscaled`",
+    ]  # the post's order: rows 4, 6, 8, 9
     assert "| 6 | `deep_relu_adam` | 0.9907 |" in table and "| 9 | `unscaled` | 0.1001 |" in table
     shown = dvc(["metrics", "show"], smoke["path"]).stdout
     # The table's summary is a DVC metric; the per-seed files are plain outputs of the units.
@@ -63,7 +76,9 @@ def test_forced_rerun_of_one_unit_gives_identical_files(smoke):
     unit = runs_dir(smoke) / "unscaled" / "seed1"
     before = folder_bytes(unit)
     assert {"metrics.json", "config.json", "live/plots/metrics/eval/accuracy.tsv"} <= set(before)
-    rerun = dvc(["repro", "--force", "--single-item", "mnist_tips_unscaled@unscaled-1"], smoke["path"], env=smoke["env"])
+    rerun = dvc(
+        ["repro", "--force", "--single-item", "mnist_tips_unscaled@unscaled-1"], smoke["path"], env=smoke["env"]
+    )
     assert "Running stage 'mnist_tips_unscaled@unscaled-1'" in rerun.stdout
     assert folder_bytes(unit) == before
 
@@ -82,6 +97,13 @@ def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
     finally:
         restore_committed(project)  # the committed results back, without training them again
     ran = sorted(re.findall(r"Running stage '([^']+)'", out) + re.findall(r"Stage '([^']+)' is cached", out))
-    assert sorted(set(ran)) == ["check_params", "mnist_tips_noisy@noisy_dropout-0", "mnist_tips_noisy@noisy_dropout-1", "mnist_tips_table",
-                                "noise@0", "noise@1", "report"], out  # the params check runs on every params change
+    assert sorted(set(ran)) == [
+        "check_params",
+        "mnist_tips_noisy@noisy_dropout-0",
+        "mnist_tips_noisy@noisy_dropout-1",
+        "mnist_tips_table",
+        "noise@0",
+        "noise@1",
+        "report",
+    ], out  # the params check runs on every params change
     assert "up to date" in dvc(["status"], project).stdout

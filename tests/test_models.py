@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import run
 
 ROOT = Path(__file__).resolve().parents[1]
-PROBE = r'''
+PROBE = r"""
 import json, sys
 import numpy as np, keras
 from lib.train.keras_train import reshuffled, seed_everything
@@ -36,24 +36,29 @@ x, y = np.arange(12, dtype="float32").reshape(12, 1), np.zeros((12, 1), "float32
 data = reshuffled(x, y, 4, seed) if how == "reshuffled" else {"x": x, "y": y, "batch_size": 4}
 model.fit(**data, epochs=3, verbose=0, callbacks=[replay_order_callback()] if how == "replay" else [])
 print(json.dumps([seen[i:i + 12] for i in range(0, len(seen), 12)]))
-'''
+"""
 
 
 def orders(tmp_path, backend: str, how: str, seed: int = 0) -> list[list[int]]:
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
-    found = run([sys.executable, str(probe), how, str(seed)], ROOT, env={"KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)})
+    found = run(
+        [sys.executable, str(probe), how, str(seed)], ROOT, env={"KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    )
     epochs = json.loads(found.stdout.strip().splitlines()[-1])
     assert len(epochs) == 3 and all(sorted(epoch) == list(range(12)) for epoch in epochs)  # every image once an epoch
     assert epochs[0] != list(range(12))  # shuffled
     return epochs
 
 
-@pytest.mark.parametrize("backend, how, distinct", [
-    ("tensorflow", "plain", 1),  # seeded Keras 3 on TensorFlow: the same permutation every epoch
-    ("jax", "plain", 3),         # JAX: a new one before every epoch, as fit(shuffle=True) documents
-    ("jax", "replay", 1),        # tools.run_variants --replay-order: one order replayed, as on TensorFlow
-])
+@pytest.mark.parametrize(
+    "backend, how, distinct",
+    [
+        ("tensorflow", "plain", 1),  # seeded Keras 3 on TensorFlow: the same permutation every epoch
+        ("jax", "plain", 3),  # JAX: a new one before every epoch, as fit(shuffle=True) documents
+        ("jax", "replay", 1),  # tools.run_variants --replay-order: one order replayed, as on TensorFlow
+    ],
+)
 def test_which_backend_reshuffles_the_training_data_each_epoch(tmp_path, backend, how, distinct):
     assert len({tuple(epoch) for epoch in orders(tmp_path, backend, how)}) == distinct
 

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from lib.data.idx import read_idx_gz
 from lib.common.paths import PREPARED, prepared_file
+from lib.data.idx import read_idx_gz
 from stages.noise import add_test_noise
 from tests.conftest import dvc, real_mirror
 
@@ -25,8 +25,11 @@ def prepared(pipeline, variant, seed=0):
 
 
 def test_every_stage_ran_then_nothing_reran(real_pipeline):
-    stages = (["fetch@mnist", "fetch@fashion_mnist"] + [f"preprocess@{v}" for v in real_pipeline["params"]["preprocess"]]
-              + [f"noise@{seed}" for seed in real_pipeline["params"]["mnist_tips"]["seeds"]])
+    stages = (
+        ["fetch@mnist", "fetch@fashion_mnist"]
+        + [f"preprocess@{v}" for v in real_pipeline["params"]["preprocess"]]
+        + [f"noise@{seed}" for seed in real_pipeline["params"]["mnist_tips"]["seeds"]]
+    )
     for stage in stages:
         assert f"Running stage '{stage}'" in real_pipeline["first"].stdout
         assert f"Stage '{stage}' didn't change, skipping" in real_pipeline["second"].stdout
@@ -95,7 +98,9 @@ def test_noisy_test_set_is_a_new_draw_per_seed(real_pipeline):
         assert abs(float(noise.std()) - 1.0) < 0.002
         np.testing.assert_array_equal(noisy["x_train"], clean["x_train"])
         np.testing.assert_array_equal(noisy["y_test"], clean["y_test"])
-        np.testing.assert_array_equal(noisy["x_test"], add_test_noise(clean["x_test"], 1.0, seed))  # numpy default_rng(seed)
+        np.testing.assert_array_equal(
+            noisy["x_test"], add_test_noise(clean["x_test"], 1.0, seed)
+        )  # numpy default_rng(seed)
         draws.append(noise[:100])
     # Independent draws: the noise of two seeds is uncorrelated (7.84e4 values: |r| < 0.02).
     assert abs(float(np.corrcoef(draws[0].ravel(), draws[1].ravel())[0, 1])) < 0.02
@@ -121,11 +126,17 @@ def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
     blocked = tmp_path / "no-tensorflow" / "tensorflow"
     blocked.mkdir(parents=True)
     (blocked / "__init__.py").write_text('raise ImportError("TensorFlow is blocked: no stage may need it on JAX")\n')
-    units = [line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if "@" in line.split()[0]
-             and line.split("@")[0] not in ("fetch", "preprocess", "noise")]
+    units = [
+        line.split()[0]
+        for line in dvc(["stage", "list"], project).stdout.splitlines()
+        if "@" in line.split()[0] and line.split("@")[0] not in ("fetch", "preprocess", "noise")
+    ]
     try:
-        out = dvc(["exp", "run", "--name", "on-jax", "-S", "training.backend=jax"], project,
-                  env={**env, "PYTHONPATH": str(blocked.parent)}).stdout
+        out = dvc(
+            ["exp", "run", "--name", "on-jax", "-S", "training.backend=jax"],
+            project,
+            env={**env, "PYTHONPATH": str(blocked.parent)},
+        ).stdout
         ran = set(re.findall(r"Running stage '([^']+)'", out))
         assert set(units) <= ran and len(units) == 16, out
         assert not {s for s in ran if s.split("@")[0] in ("fetch", "preprocess", "noise")}, out
@@ -137,8 +148,12 @@ def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
         restore_committed(project)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
     before = (project / "reports/runs/mnist_tips/deep_relu/seed0/metrics.json").read_bytes()
-    refused = dvc(["repro", "--force", "--single-item", "mnist_tips@deep_relu-0"], project,
-                  env={**env, "KERAS_BACKEND": "jax"}, check=False)
+    refused = dvc(
+        ["repro", "--force", "--single-item", "mnist_tips@deep_relu-0"],
+        project,
+        env={**env, "KERAS_BACKEND": "jax"},
+        check=False,
+    )
     assert refused.returncode != 0
     assert "error: KERAS_BACKEND=jax is set, but training.backend is 'tensorflow'" in refused.stdout + refused.stderr
     assert (project / "reports/runs/mnist_tips/deep_relu/seed0/metrics.json").read_bytes() == before

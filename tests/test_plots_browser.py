@@ -12,14 +12,21 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.pipeline  # drives DVC and a browser on a project of its own
-
 from tests.conftest import dvc, run
 
+pytestmark = pytest.mark.pipeline  # drives DVC and a browser on a project of its own
+
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--virtual-time-budget=20000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=20000",
     "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: no CDN can answer
 ]
 
@@ -42,18 +49,34 @@ def rendered(smoke, tmp_path_factory):
         shown = dvc(["plots", "show"], project)  # no --html-template: the project's default page
         page = project / "dvc_plots" / "index.html"
         profile = ["--user-data-dir=" + str(work / "profile")]
-        dom = subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", page.as_uri()],
-                             capture_output=True, text=True, timeout=180).stdout
+        dom = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, *profile, "--dump-dom", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        ).stdout
         shot = work / "plots.png"
-        subprocess.run([chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()],
-                       capture_output=True, timeout=180, check=True)
+        subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, *profile, f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()],
+            capture_output=True,
+            timeout=180,
+            check=True,
+        )
         plots = dvc(["plots", "show", "--json"], project).stdout
         status = run(["git", "status", "--porcelain", "--untracked-files=all"], project).stdout
         ignored = run(["git", "check-ignore", "dvc_plots/index.html", "node_modules/vega/package.json"], project).stdout
     finally:
         shutil.rmtree(project / "node_modules", ignore_errors=True)
         shutil.rmtree(project / "dvc_plots", ignore_errors=True)
-    return {"dom": dom, "screenshot": shot, "plots": plots, "shown": shown.stdout, "page": page, "git_status": status, "ignored": ignored}
+    return {
+        "dom": dom,
+        "screenshot": shot,
+        "plots": plots,
+        "shown": shown.stdout,
+        "page": page,
+        "git_status": status,
+        "ignored": ignored,
+    }
 
 
 def test_the_page_is_the_projects_and_git_ignores_it(rendered):

@@ -5,14 +5,12 @@ import gzip
 
 import numpy as np
 import pytest
-
 import yaml
 
-from stages import fetch, noise, preprocess
-from lib.common.core import ConfigError, build_config
-from lib.common.core import DataError
-from stages.noise import add_test_noise
+from lib.common.core import ConfigError, DataError, build_config
 from lib.data.configs import PreprocessConfig
+from stages import fetch, noise, preprocess
+from stages.noise import add_test_noise
 from stages.preprocess import encode_labels, transform_images
 from tests.conftest import FILE_NAMES, tiny_arrays, write_mirror, write_params
 

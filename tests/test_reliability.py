@@ -63,7 +63,16 @@ def tips_argv(tmp: Path, variant: str = "deep_relu") -> list[str]:
 
 
 def cv_argv(tmp: Path, variant: str = "dense64") -> list[str]:
-    return ["--variant", variant, "--seed", "0", "--data", str(tiny_npz(tmp / "dense.npz", "dense")), "--out", str(tmp / "out" / "run")]
+    return [
+        "--variant",
+        variant,
+        "--seed",
+        "0",
+        "--data",
+        str(tiny_npz(tmp / "dense.npz", "dense")),
+        "--out",
+        str(tmp / "out" / "run"),
+    ]
 
 
 def final_argv(tmp: Path) -> list[str]:
@@ -76,56 +85,307 @@ def cnn_argv(tmp: Path) -> list[str]:
 
 def fashion_table_argv(tmp: Path) -> list[str]:
     out = tmp / "out"
-    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/fashion.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--figures", str(out / "fig"), "--curves", str(out / "c.csv"), "--predictions", str(out / "p"), "--warnings", str(out / "w.csv")]
+    return [
+        "--runs",
+        str(tmp / "runs"),
+        "--reference",
+        str(ROOT / "reference/fashion.yaml"),
+        "--claims",
+        str(ROOT / "claims.yaml"),
+        "--metrics",
+        str(out / "m.json"),
+        "--table",
+        str(out / "t.md"),
+        "--figures",
+        str(out / "fig"),
+        "--curves",
+        str(out / "c.csv"),
+        "--predictions",
+        str(out / "p"),
+        "--warnings",
+        str(out / "w.csv"),
+    ]
 
 
 def tips_table_argv(tmp: Path) -> list[str]:
     out = tmp / "out"
-    return ["--runs", str(tmp / "runs"), "--reference", str(ROOT / "reference/mnist_tips.yaml"), "--claims", str(ROOT / "claims.yaml"), "--metrics", str(out / "m.json"), "--table", str(out / "t.md"), "--curves", str(out / "c.csv")]
+    return [
+        "--runs",
+        str(tmp / "runs"),
+        "--reference",
+        str(ROOT / "reference/mnist_tips.yaml"),
+        "--claims",
+        str(ROOT / "claims.yaml"),
+        "--metrics",
+        str(out / "m.json"),
+        "--table",
+        str(out / "t.md"),
+        "--curves",
+        str(out / "c.csv"),
+    ]
 
 
 def noise_argv(tmp: Path) -> list[str]:
-    return ["--seed", "0", "--data", str(tiny_npz(tmp / "mnist_tips.npz", "tips")), "--out", str(tmp / "out" / "noisy.npz")]
+    return [
+        "--seed",
+        "0",
+        "--data",
+        str(tiny_npz(tmp / "mnist_tips.npz", "tips")),
+        "--out",
+        str(tmp / "out" / "noisy.npz"),
+    ]
 
 
 BAD_PARAMS = [
     # (case id, stage module, argv builder, dotted key, bad value, text naming what is allowed)
-    ("unknown key", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.learnin_rate", 0.1, "unknown key(s) learnin_rate; allowed: hidden_units"),
-    ("epochs as a string", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.epochs", "20", "'20' is not allowed; allowed: an integer"),
-    ("dropout 1", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.dropout_rate", 1.0, "1.0 is not allowed; allowed: 0 <= dropout_rate < 1"),
-    ("dropout negative", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.dropout_rate", -0.1, "-0.1 is not allowed; allowed: 0 <= dropout_rate < 1"),
-    ("epochs 0", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.epochs", 0, "0 is not allowed; allowed: an integer >= 1"),
-    ("batch 0", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.batch_size", 0, "0 is not allowed; allowed: an integer >= 1"),
-    ("batch above the data", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.batch_size", 51, "51 is not allowed; allowed: at most 50, the training images of mnist_tips.npz"),
-    ("unknown activation", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.activation", "tanh", "'tanh' is not allowed; allowed: relu, sigmoid"),
-    ("unknown loss", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.loss", "hinge", "'hinge' is not allowed; allowed: mse, categorical_crossentropy"),
-    ("unknown optimizer", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.optimizer", "rmsprop", "'rmsprop' is not allowed; allowed: sgd, adam"),
-    ("learning rate 0", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.learning_rate", 0, "0 is not allowed; allowed: a number > 0"),
-    ("no hidden layer", "mnist_tips", tips_argv, "mnist_tips.variants.deep_relu.hidden_units", [], "[] is not allowed; allowed: a non-empty list"),
+    (
+        "unknown key",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.learnin_rate",
+        0.1,
+        "unknown key(s) learnin_rate; allowed: hidden_units",
+    ),
+    (
+        "epochs as a string",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.epochs",
+        "20",
+        "'20' is not allowed; allowed: an integer",
+    ),
+    (
+        "dropout 1",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.dropout_rate",
+        1.0,
+        "1.0 is not allowed; allowed: 0 <= dropout_rate < 1",
+    ),
+    (
+        "dropout negative",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.dropout_rate",
+        -0.1,
+        "-0.1 is not allowed; allowed: 0 <= dropout_rate < 1",
+    ),
+    (
+        "epochs 0",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.epochs",
+        0,
+        "0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "batch 0",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.batch_size",
+        0,
+        "0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "batch above the data",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.batch_size",
+        51,
+        "51 is not allowed; allowed: at most 50, the training images of mnist_tips.npz",
+    ),
+    (
+        "unknown activation",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.activation",
+        "tanh",
+        "'tanh' is not allowed; allowed: relu, sigmoid",
+    ),
+    (
+        "unknown loss",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.loss",
+        "hinge",
+        "'hinge' is not allowed; allowed: mse, categorical_crossentropy",
+    ),
+    (
+        "unknown optimizer",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.optimizer",
+        "rmsprop",
+        "'rmsprop' is not allowed; allowed: sgd, adam",
+    ),
+    (
+        "learning rate 0",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.learning_rate",
+        0,
+        "0 is not allowed; allowed: a number > 0",
+    ),
+    (
+        "no hidden layer",
+        "mnist_tips",
+        tips_argv,
+        "mnist_tips.variants.deep_relu.hidden_units",
+        [],
+        "[] is not allowed; allowed: a non-empty list",
+    ),
     ("k 1", "fashion_cv", cv_argv, "fashion.cross_validation.k", 1, "1 is not allowed; allowed: an integer >= 2"),
-    ("L2 negative", "fashion_cv", cv_argv, "fashion.variants.dense64.l2", -0.001, "-0.001 is not allowed; allowed: a number >= 0"),
-    ("dropout 1.5", "fashion_cv", cv_argv, "fashion.variants.dense64.dropout_rate", 1.5, "1.5 is not allowed; allowed: 0 <= dropout_rate < 1"),
-    ("batch above a fold", "fashion_cv", cv_argv, "fashion.training.batch_size", 128, "128 is not allowed; allowed: at most 40, the images a fold trains on"),
-    ("training optimizer", "fashion_cv", cv_argv, "fashion.training.optimizer", "rmsprop", "'rmsprop' is not allowed; allowed: adam, sgd"),
-    ("training epochs 0", "fashion_cv", cv_argv, "fashion.training.epochs", 0, "0 is not allowed; allowed: an integer >= 1"),
-    ("unknown cross-validation key", "fashion_cv", cv_argv, "fashion.cross_validation.folds", [0, 5], "unknown key(s) folds; allowed: k"),
-    ("unknown backend", "fashion_cv", cv_argv, "training.backend", "torch", "'torch' is not allowed; allowed: tensorflow, jax"),
-    ("final batch above the data", "fashion_final", final_argv, "fashion.training.batch_size", 128, "128 is not allowed; allowed: at most 50, the images the final model trains on"),
-    ("final epochs 0", "fashion_final", final_argv, "fashion.final.epochs", 0, "0 is not allowed; allowed: an integer >= 1"),
-    ("cnn dropout 1", "fashion_cnn", cnn_argv, "fashion.cnn.dropout_rate", 1.0, "1.0 is not allowed; allowed: 0 <= dropout_rate < 1"),
-    ("cnn batch above the data", "fashion_cnn", cnn_argv, "fashion.training.batch_size", 64, "64 is not allowed; allowed: at most 50, the images the CNN trains on"),
-    ("fashion seeds empty", "fashion_table", fashion_table_argv, "fashion.seeds", [], "[] is not allowed; allowed: a non-empty list of distinct integers"),
-    ("fashion seeds repeated", "fashion_table", fashion_table_argv, "fashion.seeds", [0, 0], "[0, 0] is not allowed; allowed: a non-empty list of distinct integers"),
-    ("mnist seeds empty", "mnist_tips_table", tips_table_argv, "mnist_tips.seeds", [], "[] is not allowed; allowed: a non-empty list of distinct integers"),
+    (
+        "L2 negative",
+        "fashion_cv",
+        cv_argv,
+        "fashion.variants.dense64.l2",
+        -0.001,
+        "-0.001 is not allowed; allowed: a number >= 0",
+    ),
+    (
+        "dropout 1.5",
+        "fashion_cv",
+        cv_argv,
+        "fashion.variants.dense64.dropout_rate",
+        1.5,
+        "1.5 is not allowed; allowed: 0 <= dropout_rate < 1",
+    ),
+    (
+        "batch above a fold",
+        "fashion_cv",
+        cv_argv,
+        "fashion.training.batch_size",
+        128,
+        "128 is not allowed; allowed: at most 40, the images a fold trains on",
+    ),
+    (
+        "training optimizer",
+        "fashion_cv",
+        cv_argv,
+        "fashion.training.optimizer",
+        "rmsprop",
+        "'rmsprop' is not allowed; allowed: adam, sgd",
+    ),
+    (
+        "training epochs 0",
+        "fashion_cv",
+        cv_argv,
+        "fashion.training.epochs",
+        0,
+        "0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "unknown cross-validation key",
+        "fashion_cv",
+        cv_argv,
+        "fashion.cross_validation.folds",
+        [0, 5],
+        "unknown key(s) folds; allowed: k",
+    ),
+    (
+        "unknown backend",
+        "fashion_cv",
+        cv_argv,
+        "training.backend",
+        "torch",
+        "'torch' is not allowed; allowed: tensorflow, jax",
+    ),
+    (
+        "final batch above the data",
+        "fashion_final",
+        final_argv,
+        "fashion.training.batch_size",
+        128,
+        "128 is not allowed; allowed: at most 50, the images the final model trains on",
+    ),
+    (
+        "final epochs 0",
+        "fashion_final",
+        final_argv,
+        "fashion.final.epochs",
+        0,
+        "0 is not allowed; allowed: an integer >= 1",
+    ),
+    (
+        "cnn dropout 1",
+        "fashion_cnn",
+        cnn_argv,
+        "fashion.cnn.dropout_rate",
+        1.0,
+        "1.0 is not allowed; allowed: 0 <= dropout_rate < 1",
+    ),
+    (
+        "cnn batch above the data",
+        "fashion_cnn",
+        cnn_argv,
+        "fashion.training.batch_size",
+        64,
+        "64 is not allowed; allowed: at most 50, the images the CNN trains on",
+    ),
+    (
+        "fashion seeds empty",
+        "fashion_table",
+        fashion_table_argv,
+        "fashion.seeds",
+        [],
+        "[] is not allowed; allowed: a non-empty list of distinct integers",
+    ),
+    (
+        "fashion seeds repeated",
+        "fashion_table",
+        fashion_table_argv,
+        "fashion.seeds",
+        [0, 0],
+        "[0, 0] is not allowed; allowed: a non-empty list of distinct integers",
+    ),
+    (
+        "mnist seeds empty",
+        "mnist_tips_table",
+        tips_table_argv,
+        "mnist_tips.seeds",
+        [],
+        "[] is not allowed; allowed: a non-empty list of distinct integers",
+    ),
     # A table with no rows: refused before anything is written (it used to write {} and then crash).
-    ("mnist variants empty", "mnist_tips_table", tips_table_argv, "mnist_tips.variants", {}, "{} is not allowed; allowed: at least one variant"),
-    ("fashion variants empty", "fashion_table", fashion_table_argv, "fashion.variants", {}, "{} is not allowed; allowed: at least one variant"),
-    ("noise std negative", "noise", noise_argv, "mnist_tips.noise.test_std", -1.0, "-1.0 is not allowed; allowed: a number >= 0"),
-    ("noise source unknown", "noise", noise_argv, "mnist_tips.noise.source", "mnist", "'mnist' is not allowed; allowed: 'mnist_tips', the file --data names"),
+    (
+        "mnist variants empty",
+        "mnist_tips_table",
+        tips_table_argv,
+        "mnist_tips.variants",
+        {},
+        "{} is not allowed; allowed: at least one variant",
+    ),
+    (
+        "fashion variants empty",
+        "fashion_table",
+        fashion_table_argv,
+        "fashion.variants",
+        {},
+        "{} is not allowed; allowed: at least one variant",
+    ),
+    (
+        "noise std negative",
+        "noise",
+        noise_argv,
+        "mnist_tips.noise.test_std",
+        -1.0,
+        "-1.0 is not allowed; allowed: a number >= 0",
+    ),
+    (
+        "noise source unknown",
+        "noise",
+        noise_argv,
+        "mnist_tips.noise.source",
+        "mnist",
+        "'mnist' is not allowed; allowed: 'mnist_tips', the file --data names",
+    ),
 ]
 
 
-@pytest.mark.parametrize("module, argv, key, value, allowed", [case[1:] for case in BAD_PARAMS], ids=[case[0] for case in BAD_PARAMS])
+@pytest.mark.parametrize(
+    "module, argv, key, value, allowed", [case[1:] for case in BAD_PARAMS], ids=[case[0] for case in BAD_PARAMS]
+)
 def test_bad_params_are_refused_before_any_work(tmp_path, module, argv, key, value, allowed):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(set_key(REAL_PARAMS, key, value), sort_keys=False))
@@ -147,20 +407,29 @@ def test_bad_params_table_is_large_enough():
 def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
     from lib.results.guards import check_unchanged_since_start, differences
 
-    started = {"fashion": {"training": {"epochs": 40, "learning_rate": 0.001}, "seeds": [0, 1]}, "fetch": {"timeout_s": 300}}
+    started = {
+        "fashion": {"training": {"epochs": 40, "learning_rate": 0.001}, "seeds": [0, 1]},
+        "fetch": {"timeout_s": 300},
+    }
     now = copy.deepcopy(started)
     now["fashion"]["training"]["learning_rate"] = 1e-06
     now["fashion"]["seeds"].append(2)
     del now["fetch"]
     now["extra"] = 1
     assert differences(started, started) == []
-    assert differences(started, now) == ["extra: added (1)", "fashion.seeds: [0, 1] -> [0, 1, 2]",
-                                         "fashion.training.learning_rate: 0.001 -> 1e-06", "fetch: removed (was {'timeout_s': 300})"]
+    assert differences(started, now) == [
+        "extra: added (1)",
+        "fashion.seeds: [0, 1] -> [0, 1, 2]",
+        "fashion.training.learning_rate: 0.001 -> 1e-06",
+        "fetch: removed (was {'timeout_s': 300})",
+    ]
     params, lock = tmp_path / "params.yaml", tmp_path / "dvc.lock"
     # What DVC writes: `-S lr=1e-6` becomes 1e-06, a float to DVC and to the guard alike.
     params.write_text("fashion:\n  training: {epochs: 40, learning_rate: 1e-06}\n")
-    lock.write_text("schema: '2.0'\nstages:\n  check_params:\n    params:\n      params.yaml:\n"
-                    "        fashion:\n          training:\n            epochs: 40\n            learning_rate: 1e-06\n")
+    lock.write_text(
+        "schema: '2.0'\nstages:\n  check_params:\n    params:\n      params.yaml:\n"
+        "        fashion:\n          training:\n            epochs: 40\n            learning_rate: 1e-06\n"
+    )
     check_unchanged_since_start(params, lock)  # same values: passes
     params.write_text("fashion:\n  training: {epochs: 41, learning_rate: 1e-06}\n")
     with pytest.raises(ConfigError, match=r"changed while this run was going \(fashion.training.epochs: 40 -> 41\)"):
@@ -173,11 +442,17 @@ def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
 def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
     from lib.results.guards import check_trained_with
 
-    (tmp_path / "config.json").write_text(json.dumps({"hidden_units": [64], "dropout_rate": 0.0, "learning_rate": 0.001, "seed": 0}))
-    check_trained_with(tmp_path, {"hidden_units": [64], "dropout_rate": 0, "learning_rate": 0.001}, "fashion_cv@dense64-0-0")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"hidden_units": [64], "dropout_rate": 0.0, "learning_rate": 0.001, "seed": 0})
+    )
+    check_trained_with(
+        tmp_path, {"hidden_units": [64], "dropout_rate": 0, "learning_rate": 0.001}, "fashion_cv@dense64-0-0"
+    )
     with pytest.raises(ConfigError) as refused:
         check_trained_with(tmp_path, {"hidden_units": [64, 64], "l2": 0.001}, "fashion_cv@dense64-0-0")
-    assert str(refused.value).startswith(f"{tmp_path} was trained with hidden_units=[64] (params.yaml: [64, 64]), l2='missing' (params.yaml: 0.001)")
+    assert str(refused.value).startswith(
+        f"{tmp_path} was trained with hidden_units=[64] (params.yaml: [64, 64]), l2='missing' (params.yaml: 0.001)"
+    )
     assert "`dvc repro --force --single-item fashion_cv@dense64-0-0`" in str(refused.value)
 
 
@@ -185,21 +460,36 @@ def test_a_table_refuses_units_from_two_keras_backends():
     from lib.results.guards import check_one_backend
 
     assert check_one_backend({"a": {"backend": "jax"}, "b": {"backend": "jax"}}) == "jax"
-    units = {"mnist_tips@deep_relu-0": {"backend": "tensorflow"}, "mnist_tips@deep_relu-1": {"backend": "jax"},
-             "mnist_tips@deep_relu-2": {"backend": "jax"}, "mnist_tips@adam-0": {"backend": "jax"}, "mnist_tips@adam-1": {}}
+    units = {
+        "mnist_tips@deep_relu-0": {"backend": "tensorflow"},
+        "mnist_tips@deep_relu-1": {"backend": "jax"},
+        "mnist_tips@deep_relu-2": {"backend": "jax"},
+        "mnist_tips@adam-0": {"backend": "jax"},
+        "mnist_tips@adam-1": {},
+    }
     with pytest.raises(ConfigError) as refused:
         check_one_backend(units)
     assert str(refused.value).startswith(
-        "the units of this table trained on different Keras backends (jax: 3 (mnist_tips@deep_relu-1, mnist_tips@deep_relu-2, ...); "
-        "not recorded: 1 (mnist_tips@adam-1); tensorflow: 1 (mnist_tips@deep_relu-0)); nothing was published.")
+        "the units of this table trained on different Keras backends "
+        "(jax: 3 (mnist_tips@deep_relu-1, mnist_tips@deep_relu-2, ...); "
+        "not recorded: 1 (mnist_tips@adam-1); tensorflow: 1 (mnist_tips@deep_relu-0)); nothing was published."
+    )
 
 
 def test_command_line_refusal_is_one_line_and_exit_1(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(set_key(REAL_PARAMS, "fashion.variants.dense64.l2", -1), sort_keys=False))
-    result = subprocess.run([sys.executable, "-m", "stages.fashion_cv", *cv_argv(tmp_path), "--params", str(params)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.fashion_cv", *cv_argv(tmp_path), "--params", str(params)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0"
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0"
+    )
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -210,7 +500,11 @@ def test_command_line_refusal_is_one_line_and_exit_1(tmp_path):
 
 def _snapshot(root: Path) -> dict[str, bytes]:
     """Every result file under `root` (metrics, histories, configs, dvclive curves), as bytes."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and ".tmp" not in str(p)}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".tmp" not in str(p)
+    }
 
 
 def _unit_dir(project: Path, stage: str) -> Path:
@@ -249,7 +543,10 @@ def test_interrupted_repro_keeps_the_committed_results_and_resumes(smoke, sig):
         assert not leftovers if sig == signal.SIGINT else len(leftovers) <= 1, leftovers
         assert "up to date" in dvc(["status"], project).stdout
         resumed = dvc(["repro", "--single-item", *units], project, env=env).stdout
-        assert f"Stage '{finished}' didn't change, skipping" in resumed and f"Stage '{killed}' didn't change, skipping" in resumed
+        assert (
+            f"Stage '{finished}' didn't change, skipping" in resumed
+            and f"Stage '{killed}' didn't change, skipping" in resumed
+        )
         rerun = dvc(["repro", "--force", "--single-item", killed], project, env=env).stdout
         assert f"Running stage '{killed}'" in rerun
         assert {unit: _snapshot(_unit_dir(project, unit)) for unit in units} == uninterrupted
@@ -274,13 +571,19 @@ def test_a_stage_dies_with_its_dvc_and_a_rerun_stays_the_result(smoke):
     unit = "fashion_cv@dense64-0"
     params = (project / "params.yaml").read_text()
     assert "epochs: 24" in params
-    (project / "params.yaml").write_text(params.replace("epochs: 24", "epochs: 5000", 1))  # far longer than the test waits
+    (project / "params.yaml").write_text(
+        params.replace("epochs: 24", "epochs: 5000", 1)
+    )  # far longer than the test waits
     stage_processes = []
     try:
         proc = start_dvc(["repro", "--force", "--single-item", unit], project, env)
         try:
             wait_for_training(proc, 1)
-            stage_processes = [p for p in psutil.Process(proc.pid).children(recursive=True) if "stages.fashion_cv" in " ".join(p.cmdline())]
+            stage_processes = [
+                p
+                for p in psutil.Process(proc.pid).children(recursive=True)
+                if "stages.fashion_cv" in " ".join(p.cmdline())
+            ]
             assert stage_processes, "no stage process found under dvc"
             os.kill(proc.pid, signal.SIGTERM)  # dvc alone, not its process group
             proc.wait(timeout=60)
@@ -316,16 +619,37 @@ def _name_with_commands(p):
 
 
 BAD_PIPELINE_PARAMS = [
-    ("a misspelled section", lambda p: p.update(fashon={"seeds": [0]}),
-     "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, training, mnist_tips, fashion"),
-    ("seed beside seeds", lambda p: p["fashion"].update(seed=[3]), "error: fashion: unknown key(s) seed; allowed: seeds, training,"),
-    ("a variant name with shell commands", _name_with_commands, "error: mnist_tips.variants: the name 'adam;touch PWNED;x' is not allowed; allowed: letters, digits and _"),
-    ("a variant name with a space", lambda p: p["fashion"]["variants"].update({"dense 64": {"hidden_units": [8]}}), "error: fashion.variants: the name 'dense 64' is not allowed"),
-    ("an impossible value", lambda p: p["fashion"]["variants"]["dense64"].update(l2=-1), "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0"),
+    (
+        "a misspelled section",
+        lambda p: p.update(fashon={"seeds": [0]}),
+        "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, training, mnist_tips, fashion",
+    ),
+    (
+        "seed beside seeds",
+        lambda p: p["fashion"].update(seed=[3]),
+        "error: fashion: unknown key(s) seed; allowed: seeds, training,",
+    ),
+    (
+        "a variant name with shell commands",
+        _name_with_commands,
+        "error: mnist_tips.variants: the name 'adam;touch PWNED;x' is not allowed; allowed: letters, digits and _",
+    ),
+    (
+        "a variant name with a space",
+        lambda p: p["fashion"]["variants"].update({"dense 64": {"hidden_units": [8]}}),
+        "error: fashion.variants: the name 'dense 64' is not allowed",
+    ),
+    (
+        "an impossible value",
+        lambda p: p["fashion"]["variants"]["dense64"].update(l2=-1),
+        "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0",
+    ),
 ]
 
 
-@pytest.mark.parametrize("mutate, message", [case[1:] for case in BAD_PIPELINE_PARAMS], ids=[case[0] for case in BAD_PIPELINE_PARAMS])
+@pytest.mark.parametrize(
+    "mutate, message", [case[1:] for case in BAD_PIPELINE_PARAMS], ids=[case[0] for case in BAD_PIPELINE_PARAMS]
+)
 def test_bad_params_stop_the_pipeline_before_any_result_is_touched(smoke, mutate, message):
     """The params check runs before every other stage: one line naming the key, no stage run, no
     earlier result removed (DVC removes a stage's outputs before running it), no shell command."""
@@ -379,7 +703,10 @@ def test_second_repro_is_locked_out_and_corrupts_nothing(smoke):
     # DVC 3 locks per path: the second repro gets as far as the first stage whose data the
     # first one holds, refuses it naming the holder, and has run nothing.
     assert second.returncode != 0
-    assert "is busy, it is being blocked by" in second.stderr and f"repro --force --single-item {units[0]}" in second.stderr, second.stderr
+    assert (
+        "is busy, it is being blocked by" in second.stderr
+        and f"repro --force --single-item {units[0]}" in second.stderr
+    ), second.stderr
     assert "Running stage" not in second.stdout
     assert waited < 30, f"the second repro took {waited:.0f} s to give up"
     assert proc.returncode == 0, rest
@@ -394,7 +721,9 @@ def _experiment_metrics(project: Path) -> dict[str, dict]:
     for rev in shown:
         for exp in rev.get("experiments") or []:
             data = exp["revs"][0]["data"]
-            found[exp.get("name") or exp["revs"][0].get("name")] = {path: entry.get("data") for path, entry in data["metrics"].items()}
+            found[exp.get("name") or exp["revs"][0].get("name")] = {
+                path: entry.get("data") for path, entry in data["metrics"].items()
+            }
     return found
 
 
@@ -403,7 +732,10 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
     the same two run one after the other with --temp; each reruns only its variant's units; the
     README's `dvc exp show` line shows their headline figures in 120 columns."""
     project, env = smoke["path"], smoke["env"]
-    changes = {"par-unscaled": "mnist_tips.variants.unscaled.epochs=1", "par-relu": "mnist_tips.variants.deep_relu.learning_rate=0.05"}
+    changes = {
+        "par-unscaled": "mnist_tips.variants.unscaled.epochs=1",
+        "par-relu": "mnist_tips.variants.deep_relu.learning_rate=0.05",
+    }
     try:
         for name, change in changes.items():
             dvc(["exp", "run", "--queue", "--name", name, "-S", change], project, env=env)
@@ -416,15 +748,21 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
             time.sleep(5)
         assert status.count("Success") == 2, status
         parallel = _experiment_metrics(project)
-        outputs = {name: dvc(["exp", "run", "--temp", "--name", f"seq-{name[4:]}", "-S", change], project, env=env).stdout
-                   for name, change in changes.items()}
+        outputs = {
+            name: dvc(["exp", "run", "--temp", "--name", f"seq-{name[4:]}", "-S", change], project, env=env).stdout
+            for name, change in changes.items()
+        }
         # A changed variant reruns its own units and the summaries, nothing else.
         out = outputs["par-unscaled"]
         for seed in (0, 1):
             assert f"Running stage 'mnist_tips_unscaled@unscaled-{seed}'" in out
             assert f"Stage 'mnist_tips@deep_relu_adam-{seed}' didn't change, skipping" in out
         assert "Running stage 'mnist_tips_table'" in out
-        assert "Running stage 'preprocess" not in out and "Running stage 'fetch" not in out and "Running stage 'fashion" not in out
+        assert (
+            "Running stage 'preprocess" not in out
+            and "Running stage 'fetch" not in out
+            and "Running stage 'fashion" not in out
+        )
         sequential = _experiment_metrics(project)
         for name in changes:
             assert parallel[name] == sequential[f"seq-{name[4:]}"], name
@@ -438,7 +776,9 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
 
 def readme_exp_show() -> list[str]:
     """The `dvc exp show` command README.md gives for comparing experiments' headline figures."""
-    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show --only-changed"))
+    line = next(
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show --only-changed")
+    )
     return shlex.split(line.split("  #")[0])[1:]
 
 
@@ -469,10 +809,17 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
     before = _snapshot(project / "reports")
     unit, unit_dir = "mnist_tips@deep_relu-0", project / mnist_tips_run("deep_relu", 0)
     try:
-        first = start_dvc(["exp", "run", "--name", "first", "-S", "mnist_tips.variants.deep_relu.epochs=20"], project, env)
+        first = start_dvc(
+            ["exp", "run", "--name", "first", "-S", "mnist_tips.variants.deep_relu.epochs=20"], project, env
+        )
         try:
             assert wait_for_training(first, 1, r"Running stage '(mnist_tips@[^']+)'") == [unit]
-            second = dvc(["exp", "run", "--name", "second", "-S", "mnist_tips.variants.deep_relu.learning_rate=0.05"], project, env=env, check=False)
+            second = dvc(
+                ["exp", "run", "--name", "second", "-S", "mnist_tips.variants.deep_relu.learning_rate=0.05"],
+                project,
+                env=env,
+                check=False,
+            )
         finally:
             rest = first.communicate(timeout=600)[0]
         assert second.returncode != 0 and "is busy, it is being blocked by" in second.stderr, second.stderr
@@ -481,17 +828,24 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
         unit_files = f"{unit_dir.relative_to(project / 'reports').as_posix()}/"
         if f"failed to reproduce '{unit}'" in rest:
             # The usual order: the checkout lands while the unit trains, and the unit refuses.
-            assert "error: models/mnist_tips/deep_relu/seed0.keras: written by another run while this one ran" in rest, rest
+            assert (
+                "error: models/mnist_tips/deep_relu/seed0.keras: written by another run while this one ran" in rest
+            ), rest
             # Its outputs persist, and the stage wrote neither: the committed run folder is as it was.
             assert _snapshot(unit_dir) == _snapshot_of(before, unit_dir.relative_to(project / "reports"))
         else:
             # On a loaded machine the unit can finish first (with the first run's params); the
             # table stage then sees params.yaml changed midway and publishes nothing.
-            assert "error: params.yaml changed while this run was going (mnist_tips.variants.deep_relu.learning_rate: 0.1 -> 0.05)" in rest, rest
+            assert (
+                "error: params.yaml changed while this run was going "
+                "(mnist_tips.variants.deep_relu.learning_rate: 0.1 -> 0.05)" in rest
+            ), rest
             assert "failed to reproduce 'mnist_tips_table'" in rest, rest
             unit_files = f"{unit_dir.parent.relative_to(project / 'reports').as_posix()}/"  # both seeds trained
         published = {k: v for k, v in _snapshot(project / "reports").items() if not k.startswith(unit_files)}
-        assert published == {k: v for k, v in before.items() if not k.startswith(unit_files)}, "a unit or a table was published"
+        assert published == {k: v for k, v in before.items() if not k.startswith(unit_files)}, (
+            "a unit or a table was published"
+        )
         assert "up to date" not in dvc(["status"], project).stdout
         # params.yaml now holds both runs' values; a plain `dvc repro` trains with them, one run.
         dvc(["repro"], project, env=env)
@@ -508,7 +862,7 @@ def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):
 def _snapshot_of(snapshot: dict[str, bytes], folder: Path) -> dict[str, bytes]:
     """The files of `folder` in a `_snapshot` of the folder above it, named as `_snapshot(folder)` names them."""
     prefix = f"{folder.as_posix()}/"
-    return {k[len(prefix):]: v for k, v in snapshot.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in snapshot.items() if k.startswith(prefix)}
 
 
 def test_a_forced_rerun_of_a_unit_leaves_dvc_lock_unchanged(smoke):
@@ -542,14 +896,32 @@ def test_a_flipped_byte_in_raw_data_is_caught_before_training(smoke, tmp_path):
         assert "fetch@mnist" in status and "modified" in status
         # Our stage sees it too, if run by hand: preprocess re-verifies every file and writes nothing.
         out = tmp_path / "prepared.npz"
-        result = subprocess.run([sys.executable, "-m", "stages.preprocess", "--variant", "mnist_tips", "--raw", str(raw.parent), "--out", str(out)],
-                                cwd=project, env=command_env(env), capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "stages.preprocess",
+                "--variant",
+                "mnist_tips",
+                "--raw",
+                str(raw.parent),
+                "--out",
+                str(out),
+            ],
+            cwd=project,
+            env=command_env(env),
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 1 and name in result.stderr and "error:" in result.stderr, result.stderr
         assert not out.exists()
         # `dvc repro` puts a good copy back (from DVC's cache, or by fetching again); the
         # prepared data is then unchanged, so no training stage reruns.
         repaired = dvc(["repro"], project, env=env).stdout
-        assert "Stage 'fetch@mnist' is cached - skipping run, checking out outputs" in repaired or "Running stage 'fetch@mnist'" in repaired
+        assert (
+            "Stage 'fetch@mnist' is cached - skipping run, checking out outputs" in repaired
+            or "Running stage 'fetch@mnist'" in repaired
+        )
         assert "Stage 'preprocess@mnist_tips' didn't change, skipping" in repaired
         assert "Running stage 'mnist_tips@" not in repaired
         assert raw.read_bytes() == good

@@ -5,26 +5,34 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
 import psutil
+import pytest
 import yaml
 
 from tests.conftest import command_env, dvc, restore_committed, run
 from tests.test_reliability import _snapshot, _unit_dir
-import pytest
-
 from tools.run_parallel import allow_missing, only_missing, pipeline, stale, wanted
 
-EDGES = [("check_params", "fetch@a"), ("fetch@a", "prep@a"), ("prep@a", "train@a-0"), ("prep@a", "train@a-1"),
-         ("train@a-0", "table"), ("train@a-1", "table"), ("check_params", "other")]
-UPSTREAM = {stage: {a for a, b in EDGES if b == stage} for stage in
-            ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1", "table", "other"]}
+EDGES = [
+    ("check_params", "fetch@a"),
+    ("fetch@a", "prep@a"),
+    ("prep@a", "train@a-0"),
+    ("prep@a", "train@a-1"),
+    ("train@a-0", "table"),
+    ("train@a-1", "table"),
+    ("check_params", "other"),
+]
+UPSTREAM = {
+    stage: {a for a, b in EDGES if b == stage}
+    for stage in ["check_params", "fetch@a", "prep@a", "train@a-0", "train@a-1", "table", "other"]
+}
 
 
 def test_the_pipeline_is_read_from_dvcs_graph():
@@ -32,10 +40,17 @@ def test_the_pipeline_is_read_from_dvcs_graph():
     from tests.conftest import ROOT
 
     stages, upstream, deps = pipeline(ROOT)
-    assert stages[0] == "check_params" and upstream["check_params"] == set() and "fetch@mnist" in upstream["preprocess@mnist_tips"]
+    assert (
+        stages[0] == "check_params"
+        and upstream["check_params"] == set()
+        and "fetch@mnist" in upstream["preprocess@mnist_tips"]
+    )
     assert {s for s in stages if s.startswith("fashion_cv@")} <= upstream["fashion_table"]
     assert upstream["fashion_cv@dense64-0"] == {"check_params", "preprocess@fashion_dense"}
-    assert "data/prepared/fashion_dense.npz" in deps["fashion_cv@dense64-0"] and "lib/train" in deps["fashion_cv@dense64-0"]
+    assert (
+        "data/prepared/fashion_dense.npz" in deps["fashion_cv@dense64-0"]
+        and "lib/train" in deps["fashion_cv@dense64-0"]
+    )
 
 
 def test_the_plan_is_what_changed_and_everything_downstream_in_dependency_order():
@@ -61,8 +76,13 @@ def test_targets_run_the_stages_they_name_and_what_those_need_not_what_follows()
 
 
 GONE = [{"changed outs": {"models/a0.keras": "not in cache"}}]  # `dvc status --json` on a fresh clone
-DEPS = {"prep@a": {"data/raw/a"}, "train@a-0": {"data/prep/a.npz"}, "train@a-1": {"data/prep/a.npz"},
-        "table": {"runs/a"}, "other": {"params.yaml"}}
+DEPS = {
+    "prep@a": {"data/raw/a"},
+    "train@a-0": {"data/prep/a.npz"},
+    "train@a-1": {"data/prep/a.npz"},
+    "table": {"runs/a"},
+    "other": {"params.yaml"},
+}
 
 
 def test_allow_missing_leaves_recorded_units_without_their_model_unless_a_running_stage_reads_them():
@@ -74,9 +94,12 @@ def test_allow_missing_leaves_recorded_units_without_their_model_unless_a_runnin
     assert only_missing([{"changed deps": {"data/prep/a.npz": "modified"}}, *GONE]) is None
     # A fresh clone: the data and train@a-0's model are not in its cache, train@a-1 never ran.
     no_data = {"changed deps": {"data/prep/a.npz": "deleted"}}
-    status = {"fetch@a": [{"changed outs": {"data/raw/a": "not in cache"}}],
-              "prep@a": [{"changed deps": {"data/raw/a": "deleted"}}, {"changed outs": {"data/prep/a.npz": "not in cache"}}],
-              "train@a-0": [no_data, *GONE], "train@a-1": [no_data, *new_unit]}
+    status = {
+        "fetch@a": [{"changed outs": {"data/raw/a": "not in cache"}}],
+        "prep@a": [{"changed deps": {"data/raw/a": "deleted"}}, {"changed outs": {"data/prep/a.npz": "not in cache"}}],
+        "train@a-0": [no_data, *GONE],
+        "train@a-1": [no_data, *new_unit],
+    }
     run, lenient = allow_missing(status, upstream, DEPS)
     assert run == {"fetch@a", "prep@a", "train@a-1"}  # the data come back for train@a-1
     assert lenient == {"train@a-0"}  # downstream of the data: DVC checks it with --allow-missing
@@ -122,7 +145,13 @@ def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
     times = json.loads((tmp_path / "times.json").read_text())["stages"]
     assert set(times) == set(units) and all(t["seconds"] > 0 and t["side_by_side"] == 2 for t in times.values())
     [whole] = json.loads((tmp_path / "times_runs.json").read_text())["runs"]  # the run itself, end to end
-    assert (whole["workers"], whole["stages_run"], whole["stages_up_to_date"], whole["stages_failed"], whole["exit_code"]) == (2, 4, 2, 0, 0)
+    assert (
+        whole["workers"],
+        whole["stages_run"],
+        whole["stages_up_to_date"],
+        whole["stages_failed"],
+        whole["exit_code"],
+    ) == (2, 4, 2, 0, 0)
     assert whole["wall_seconds"] >= max(t["seconds"] for t in times.values())
     assert _snapshot(project / "reports") == before
     assert "up to date" in dvc(["status"], project).stdout
@@ -143,8 +172,13 @@ def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(s
         out = result.stderr
         assert result.returncode == 1, out
         assert "fashion_cnn@0 FAILED (exit" in out and "fashion_cnn@1 FAILED (exit" in out
-        assert "error: fashion.training.batch_size: 16 is not allowed; allowed: at most 8, the images the CNN trains on" in out  # its log
-        assert {"mnist_tips_unscaled@unscaled-0", "mnist_tips_unscaled@unscaled-1", "mnist_tips_table"} <= set(_ran(out)), out
+        assert (
+            "error: fashion.training.batch_size: 16 is not allowed; allowed: at most 8, the images the CNN trains on"
+            in out
+        )  # its log
+        assert {"mnist_tips_unscaled@unscaled-0", "mnist_tips_unscaled@unscaled-1", "mnist_tips_table"} <= set(
+            _ran(out)
+        ), out
         assert "fashion_table not run: fashion_cnn@" in out and "report not run: fashion_cnn@" in out
         assert "2 failed: fashion_cnn@0, fashion_cnn@1, 2 not run because a stage they depend on failed" in out
         status = dvc(["status", "mnist_tips_table", "mnist_tips_unscaled"], project).stdout
@@ -160,9 +194,16 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
     variants = smoke["params"]["fashion"]["variants"]
     units = [f"fashion_cv@{v}-{seed}" for v in variants for seed in smoke["params"]["fashion"]["seeds"]]
     _remove_units(project, units)
-    proc = subprocess.Popen([sys.executable, "-m", "tools.run_parallel", "--workers", "2"], cwd=project, env=command_env(env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.run_parallel", "--workers", "2"],
+        cwd=project,
+        env=command_env(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         first = []
         deadline = time.monotonic() + 300
@@ -184,7 +225,9 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
     assert proc.returncode == 130, out
     assert "interrupted: stopping the running stages, starting no new ones" in out
     _, alive = psutil.wait_procs(descendants, timeout=60)
-    assert not [p for p in alive if "dvc" in " ".join(p.cmdline()) or "stages." in " ".join(p.cmdline())], "a stage runs on"
+    assert not [p for p in alive if "dvc" in " ".join(p.cmdline()) or "stages." in " ".join(p.cmdline())], (
+        "a stage runs on"
+    )
     finished = set(re.findall(r"\] (fashion_cv@\S+) ran in", out))
     assert finished and len(finished) < len(units), out
     status = dvc(["status"], project).stdout
@@ -216,7 +259,9 @@ def test_a_fresh_clone_trains_only_the_missing_unit_with_allow_missing(smoke, tm
     out = parallel(clone, env, "--workers", "2", "--allow-missing").stderr
     assert sorted(_ran(out)) == sorted(["fetch@mnist", "preprocess@mnist_tips", unit]), out
     checked = set(re.findall(r"\] (mnist_tips@\S+) up to date", out))
-    assert checked == {f"mnist_tips@{v}-{s}" for v in variants for s in smoke["params"]["mnist_tips"]["seeds"]} - {unit}, out
+    assert checked == {f"mnist_tips@{v}-{s}" for v in variants for s in smoke["params"]["mnist_tips"]["seeds"]} - {
+        unit
+    }, out
     assert "only miss a cached output, left alone: --allow-missing" in out
     after = json.loads(dvc(["status", "--json"], clone).stdout)
     assert unit not in after and all(only_missing(entries) for entries in after.values()), after
