@@ -8,6 +8,7 @@ import pytest
 
 from lib.results.runs import read_curves
 from tests.conftest import dvc, restore_committed
+from tools.timing import ran_stages
 
 
 def runs_dir(smoke):
@@ -96,7 +97,7 @@ def test_changing_the_noise_reruns_only_the_noisy_rows(smoke):
         out = dvc(["repro"], project, env=smoke["env"]).stdout
     finally:
         restore_committed(project)  # the committed results back, without training them again
-    ran = sorted(re.findall(r"Running stage '([^']+)'", out) + re.findall(r"Stage '([^']+)' is cached", out))
+    ran = sorted(ran_stages(out) + re.findall(r"Stage '([^']+)' is cached", out))
     assert sorted(set(ran)) == [
         "check_params",
         "mnist_tips_noisy@noisy_dropout-0",

@@ -1,8 +1,6 @@
 """End to end: fetch and preprocess of the real MNIST and Fashion-MNIST through `dvc repro`
 in a scratch copy of the project, checked against known facts about the datasets."""
 
-import re
-
 import numpy as np
 import pytest
 
@@ -10,6 +8,7 @@ from lib.common.paths import PREPARED, prepared_file
 from lib.data.idx import read_idx_gz
 from stages.noise import add_test_noise
 from tests.conftest import dvc, real_mirror
+from tools.timing import ran_stages
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -137,7 +136,7 @@ def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
             project,
             env={**env, "PYTHONPATH": str(blocked.parent)},
         ).stdout
-        ran = set(re.findall(r"Running stage '([^']+)'", out))
+        ran = set(ran_stages(out))
         assert set(units) <= ran and len(units) == 16, out
         assert not {s for s in ran if s.split("@")[0] in ("fetch", "preprocess", "noise")}, out
         configs = list((project / "reports/runs").rglob("config.json"))

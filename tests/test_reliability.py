@@ -11,7 +11,6 @@ import copy
 import importlib
 import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -26,6 +25,7 @@ import yaml
 from lib.common.core import ConfigError
 from lib.common.paths import fashion_cv_seed, mnist_tips_run
 from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_training
+from tools.timing import ran_stages
 
 # ---------------------------------------------------------------------------------------------
 # Params validation through the stage entry points
@@ -663,7 +663,7 @@ def test_bad_params_stop_the_pipeline_before_any_result_is_touched(smoke, mutate
         (project / "params.yaml").write_text(params)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and message in output, output
-    assert re.findall(r"Running stage '([^']+)'", output) == ["check_params"], output
+    assert ran_stages(output) == ["check_params"], output
     assert _snapshot(project / "reports") == before
     assert not list(project.rglob("PWNED"))
     assert "up to date" in dvc(["status"], project).stdout
