@@ -19,7 +19,7 @@ def main(argv: list[str] | None) -> None:
     arrays = load_arrays(args.data)
     images = len(arrays["x_train"])
     check_fits(settings.batch_size, images, "fashion.training.batch_size", "the images the CNN trains on")
-    keras_train = start_keras(args.params)
+    keras_train = start_keras(args.backend)
     log.info(f"cnn seed {args.seed}: {cnn.epochs} epochs on {images} images, validated on the test set")
     metrics = keras_train.write_unit(args.out, args.model, lambda callbacks: keras_train.train_cnn(
         cnn, settings, args.seed, arrays, callbacks), config)

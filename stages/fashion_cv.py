@@ -23,7 +23,7 @@ def main(argv: list[str] | None) -> None:
     images, labels = arrays["x_train"], arrays["y_train"]
     check_fits(settings.batch_size, len(images) - len(images) // cv.k, "fashion.training.batch_size",
                "the images a fold trains on")
-    keras_train = start_keras(args.params)
+    keras_train = start_keras(args.backend)
     with keras_train.run_outputs([args.out]) as ([out], _):
         out.mkdir()
         for fold in range(cv.k):

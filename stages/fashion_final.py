@@ -19,7 +19,7 @@ def main(argv: list[str] | None) -> None:
     arrays = load_arrays(args.data)
     images = len(arrays["x_train"])
     check_fits(settings.batch_size, images, "fashion.training.batch_size", "the images the final model trains on")
-    keras_train = start_keras(args.params)
+    keras_train = start_keras(args.backend)
     log.info(f"final model seed {args.seed}: {variant}, {settings.epochs} epochs on {images} images")
     metrics = keras_train.write_unit(args.out, args.model, lambda callbacks: keras_train.train_final(
         variant, settings, args.seed, arrays, callbacks), config)

@@ -21,7 +21,7 @@ def main(argv: list[str] | None) -> None:
     arrays = load_arrays(args.data)
     check_fits(variant.batch_size, len(arrays["x_train"]), f"mnist_tips.variants.{args.variant}.batch_size",
                f"the training images of {args.data.name}")
-    keras_train = start_keras(args.params)
+    keras_train = start_keras(args.backend)
     label, started = f"{args.variant} seed {args.seed}", time.perf_counter()
     log.info(f"{label}: {variant}, data {args.data}")
     metrics = keras_train.write_unit(args.out, args.model, lambda callbacks: keras_train.train_tips(

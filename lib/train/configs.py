@@ -40,9 +40,10 @@ class Training:
         require(self.backend in BACKENDS, "backend", self.backend, f"allowed: {', '.join(BACKENDS)}")
 
 
-def use_backend(backend: str) -> None:
-    """Make Keras load `backend`; called before Keras is imported. KERAS_BACKEND, the old way to
-    choose, is refused when it disagrees, since DVC does not see it."""
+def use_backend(backend: str):
+    """Load Keras on `backend` and return it. KERAS_BACKEND, the old way to choose, is refused when it
+    disagrees, since DVC does not see it; it is set only while Keras loads (Keras reads it once, then),
+    so the processes this one starts do not inherit it as if a user had set it."""
     found = os.environ.get("KERAS_BACKEND")
     if found and found != backend:
         raise ConfigError(f"KERAS_BACKEND={found} is set, but training.backend is {backend!r}: the backend is a param "
@@ -50,6 +51,12 @@ def use_backend(backend: str) -> None:
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
         raise ConfigError(f"Keras is already loaded with another backend than {backend!r}")
     os.environ["KERAS_BACKEND"] = backend
+    try:
+        import keras
+    finally:
+        if found is None:
+            del os.environ["KERAS_BACKEND"]
+    return keras
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from lib.train.configs import Training, use_backend
 
 
 def arguments(doc: str, argv: list[str] | None, variant: str | None = None, model: bool = True) -> argparse.Namespace:
-    """--seed, --data, --out and --params, with `variant` (its help) --variant, and with `model` --model."""
+    """--seed, --data, --out and --params, with `variant` (its help) --variant, and with `model` --model;
+    and `backend`, the `training.backend` of the params, checked before anything else is read."""
     parser = argparse.ArgumentParser(description=doc)
     if variant:
         parser.add_argument("--variant", required=True, help=variant)
@@ -23,7 +24,9 @@ def arguments(doc: str, argv: list[str] | None, variant: str | None = None, mode
     if model:
         parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.backend = build_config(Training, load_params(args.params, "training"), "training").backend
+    return args
 
 
 def load_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -33,9 +36,9 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
         return {key: npz[key] for key in npz.files}
 
 
-def start_keras(params: Path):
-    """The training core, imported after Keras is set to `training.backend`."""
-    use_backend(build_config(Training, load_params(params, "training"), "training").backend)
+def start_keras(backend: str):
+    """The training core, imported after Keras is set to `backend`."""
+    use_backend(backend)
     from lib.train import keras_train
 
     return keras_train
