@@ -28,7 +28,7 @@ from dvc.repo import Repo
 from benchmarks import render
 from benchmarks.throughput import FAMILIES, reproduction_tflop
 from lib.common.core import write_json
-from lib.common.paths import parse_unit, table_of
+from lib.common.paths import parse_unit, table_of, unit_files
 from tools.timing import SKIPPED, Records, current_name, now_iso, ran_stages
 
 OUT_JSON = Path("reports/benchmarks.json")
@@ -80,6 +80,10 @@ def scratch_command(stage: str, scratch: Path) -> list[str]:
     for path in moved.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     words = [str(moved.get(word, word)) for word in shlex.split(pipeline()[stage].cmd)]
+    if parse_unit(stage):  # a unit's command names no file: it finds them from its stage name
+        files = unit_files(stage)
+        words += ["--stage", stage, "--out", str(scratch / files["out"])]
+        words += ["--model", str(scratch / files["model"])] if files["model"] else []
     return [sys.executable if words[0] == "python" else words[0], *words[1:]]
 
 

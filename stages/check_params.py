@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from lib.common.core import ConfigError, build_config, load_yaml, run_stage, seed_list, write_json
-from lib.common.paths import NOISY
-from lib.data.configs import FetchConfig, NoiseConfig, PreprocessConfig, dataset_config
+from lib.common.paths import FASHION_DATA, NOISY, check_name
+from lib.data.configs import FetchConfig, NoiseConfig, PreprocessConfig, dataset_config, train_count
 from lib.train import configs
 
 log = logging.getLogger("stages.check_params")
-
-# Names go into stage names and command lines (dvc.yaml templates them unquoted).
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -66,49 +62,59 @@ def names_of(node, where: str) -> list[str]:
     if not isinstance(node, Mapping) or not node:
         raise ConfigError(f"{where}: {node!r} is not allowed; allowed: a mapping of one or more named entries")
     for name in node:
-        if not isinstance(name, str) or not NAME.fullmatch(name):
-            raise ConfigError(f"{where}: the name {name!r} is not allowed; "
-                              "allowed: letters, digits and _, starting with a letter")
+        check_name(name, where)
     return list(node)
 
 
 def check(params: Mapping) -> None:
-    """Every section and key of a params file, the way the stages that read them check them."""
+    """Every section and key of a params file, the way the stages that read them check them, and each
+    unit's batch against the training images of its file, as the unit checks it (configs.check_fits)."""
     top = build_config(Params, params, "params")
-    datasets = names_of(top.datasets, "datasets")
-    for name in datasets:
-        dataset_config(top.datasets[name], f"datasets.{name}")
+    datasets = {name: dataset_config(top.datasets[name], f"datasets.{name}")[0]
+                for name in names_of(top.datasets, "datasets")}
     build_config(FetchConfig, top.fetch, "fetch")
+    images = {}  # prepared file -> its training images
     for name in names_of(top.preprocess, "preprocess"):
         config = build_config(PreprocessConfig, top.preprocess[name], f"preprocess.{name}")
         if config.dataset not in datasets:
             raise ConfigError(f"preprocess.{name}.dataset: {config.dataset!r} is not allowed; "
                               f"allowed: {', '.join(datasets)}")
+        images[name] = train_count(config, datasets[config.dataset])
     build_config(configs.Training, top.training, "training")
 
     tips = build_config(TipsSection, top.mnist_tips, "mnist_tips")
     seed_list(tips.seeds, "mnist_tips.seeds")
     variants = names_of(tips.variants, "mnist_tips.variants")
-    for name in variants:
-        configs.tips_unit(tips.variants, name, 0, "")
     noise = build_config(NoiseConfig, tips.noise, "mnist_tips.noise")
     if noise.source not in top.preprocess:
         raise ConfigError(f"mnist_tips.noise.source: {noise.source!r} is not allowed; "
                           f"allowed: {', '.join(top.preprocess)}")
-    files = [*top.preprocess, NOISY]  # the preprocess variants, and the noise stages' files
+    images[NOISY] = images[noise.source]  # the noise stages copy its training images
     for data in names_of(tips.data, "mnist_tips.data"):
-        if data not in files:
-            raise ConfigError(f"mnist_tips.data.{data}: not a prepared file; allowed: {', '.join(files)}")
-    configs.check_groups(tips.data, variants)
+        if data not in images:
+            raise ConfigError(f"mnist_tips.data.{data}: not a prepared file; allowed: {', '.join(images)}")
+    for data, rows in configs.check_groups(tips.data, variants).items():
+        for name in rows:
+            variant = configs.tips_unit(tips.variants, name, 0, data)[0]
+            configs.check_fits(variant.batch_size, images[data], f"mnist_tips.variants.{name}.batch_size",
+                               f"the training images of {data}.npz")
 
     fashion = build_config(FashionSection, top.fashion, "fashion")
     seed_list(fashion.seeds, "fashion.seeds")
     build_config(configs.OverfittingRule, fashion.overfitting, "fashion.overfitting")
+    for file in sorted(set(FASHION_DATA.values()) - set(images)):
+        raise ConfigError(f"preprocess.{file}: missing; the Fashion-MNIST units train on data/prepared/{file}.npz")
     sections = top.fashion
     for name in names_of(fashion.variants, "fashion.variants"):
-        configs.cv_unit(sections, name, 0, 0)
-    configs.final_unit(sections, 0)
-    configs.cnn_unit(sections, 0)
+        _, settings, cv, _ = configs.cv_unit(sections, name, 0, 0)
+    fold = images[FASHION_DATA["fashion_cv"]] - images[FASHION_DATA["fashion_cv"]] // cv.k
+    configs.check_fits(settings.batch_size, fold, "fashion.training.batch_size", "the images a fold trains on")
+    _, settings, _ = configs.final_unit(sections, 0)
+    configs.check_fits(settings.batch_size, images[FASHION_DATA["fashion_final"]], "fashion.training.batch_size",
+                       "the images the final model trains on")
+    _, settings, _ = configs.cnn_unit(sections, 0)
+    configs.check_fits(settings.batch_size, images[FASHION_DATA["fashion_cnn"]], "fashion.training.batch_size",
+                       "the images the CNN trains on")
 
 
 def main(argv: list[str] | None) -> None:

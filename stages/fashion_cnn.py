@@ -13,7 +13,7 @@ log = logging.getLogger("stages.fashion_cnn")
 
 
 def main(argv: list[str] | None) -> None:
-    args = arguments(__doc__, argv)
+    args = arguments(__doc__, argv, "fashion_cnn")
     fashion = {key: load_params(args.params, "fashion", key) for key in ("cnn", "training")}
     cnn, settings, config = cnn_unit(fashion, args.seed)
     arrays = load_arrays(args.data)

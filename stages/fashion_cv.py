@@ -16,7 +16,7 @@ log = logging.getLogger("stages.fashion_cv")
 
 
 def main(argv: list[str] | None) -> None:
-    args = arguments(__doc__, argv, variant="key under `fashion.variants`", model=False)
+    args = arguments(__doc__, argv, "fashion_cv")
     fashion = {key: load_params(args.params, "fashion", key) for key in ("variants", "training", "cross_validation")}
     variant, settings, cv, _ = cv_unit(fashion, args.variant, args.seed, 0)
     arrays = load_arrays(args.data)

@@ -13,7 +13,7 @@ log = logging.getLogger("stages.fashion_final")
 
 
 def main(argv: list[str] | None) -> None:
-    args = arguments(__doc__, argv)
+    args = arguments(__doc__, argv, "fashion_final")
     fashion = {key: load_params(args.params, "fashion", key) for key in ("final", "training")}
     variant, settings, config = final_unit(fashion, args.seed)
     arrays = load_arrays(args.data)

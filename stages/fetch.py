@@ -18,7 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lib.common.core import DataError, atomic_path, build_config, load_params, run_stage, select
+from lib.common.core import ConfigError, DataError, atomic_path, build_config, load_params, run_stage, select
+from lib.common.paths import check_name, raw_folder, stage_key, this_stage
 from lib.data.configs import DatasetConfig, FetchConfig, FileSpec, dataset_config
 from lib.data.idx import IdxInfo, verify_idx_gz
 
@@ -42,9 +43,24 @@ def candidate_sources(config: DatasetConfig, mirrors: list[str]) -> list[str]:
     return sources + list(config.sources)
 
 
+def env_mirrors() -> list[str]:
+    """The mirrors DATASET_MIRROR names: one per line (so a path may hold spaces), `~` expanded."""
+    lines = (line.strip() for line in os.environ.get(MIRROR_ENV, "").splitlines())
+    return [line if "://" in line else os.path.expanduser(line) for line in lines if line]
+
+
 def user_mirrors(config: FetchConfig) -> list[str]:
-    """Mirrors named in the environment (whitespace-separated), then those in params."""
-    return os.environ.get(MIRROR_ENV, "").split() + list(config.mirrors)
+    """Mirrors named in the environment, then those in params."""
+    return env_mirrors() + [m if "://" in m else os.path.expanduser(m) for m in config.mirrors]
+
+
+def mirrors_said(config: FetchConfig) -> str:
+    """Which mirrors were named and where, for a failure's message."""
+    named = env_mirrors()
+    if not named and not config.mirrors:
+        return (f"no mirror was named ({MIRROR_ENV} is not set and fetch.mirrors is empty), so only the public "
+                f"locations were tried; set {MIRROR_ENV} to a folder or base URL holding the datasets")
+    return (f"mirrors named: {MIRROR_ENV} {named or 'not set'} (one per line), fetch.mirrors {list(config.mirrors)}")
 
 
 class SourceDown(DataError):
@@ -96,14 +112,14 @@ def _retrieve(source: str, name: str, dest: Path, timeout: float) -> None:
         return
     folder = Path(source)
     if not folder.is_dir():
-        raise DataError("mirror directory does not exist")
+        raise DataError(f"mirror directory does not exist ({folder.resolve()})")
     if not (folder / name).is_file():
         raise DataError("file not found in this mirror")
     shutil.copyfile(folder / name, dest)
 
 
 def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, label: str,
-               down: dict | None = None) -> tuple[IdxInfo, str]:
+               down: dict | None = None, said: str = "") -> tuple[IdxInfo, str]:
     """Try each source in turn; keep the first copy whose structure and checksum are right.
     `down` (source -> why) collects the sources that did not answer, and they are skipped."""
     if not sources:
@@ -132,6 +148,7 @@ def fetch_file(spec: FileSpec, sources: list[str], dest: Path, timeout: float, l
     raise DataError(
         f"{label}/{spec.name}: no source gave a valid copy "
         f"(expected SHA-256 of decompressed content {spec.sha256}):\n" + "\n".join(failures)
+        + (f"\n{said}" if said else "")
     )
 
 
@@ -155,18 +172,25 @@ def fetch_dataset(label: str, section: dict, fetch_section: dict, out: Path) -> 
         staging.mkdir()
         down: dict[str, str] = {}
         fetched = {
-            role: fetch_file(spec, sources, staging / spec.name, fetch_config.timeout_s, label, down)
+            role: fetch_file(spec, sources, staging / spec.name, fetch_config.timeout_s, label, down,
+                             mirrors_said(fetch_config))
             for role, spec in specs.items()
         }
         check_pairs(label, specs, fetched)
+        found = fetched["train_images"][0].shape[0]
+        if found != config.train_images:
+            raise ConfigError(f"datasets.{label}.train_images: {config.train_images} is not allowed; "
+                              f"allowed: {found}, the images {specs['train_images'].name} holds")
 
 
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", required=True, help="key under `datasets` in the params file")
-    parser.add_argument("--out", required=True, type=Path, help="directory to create, e.g. data/raw/mnist")
+    parser.add_argument("--stage", help="fetch@<key under `datasets`> (default: DVC_STAGE, which dvc sets)")
+    parser.add_argument("--out", type=Path, help="directory to create (default: data/raw/<dataset>)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
+    args.dataset = check_name(stage_key(this_stage(args.stage), "fetch"), "datasets")
+    args.out = args.out or raw_folder(args.dataset)
     section = select(load_params(args.params, "datasets"), args.dataset, "datasets")
     fetch_dataset(args.dataset, section, load_params(args.params, "fetch"), args.out)
 

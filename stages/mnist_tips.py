@@ -14,7 +14,7 @@ log = logging.getLogger("stages.mnist_tips")
 
 
 def main(argv: list[str] | None) -> None:
-    args = arguments(__doc__, argv, variant="key under `mnist_tips.variants`")
+    args = arguments(__doc__, argv, "mnist_tips")
     # The data file is named by its `mnist_tips.data` group, which is what `data` records.
     variants = load_params(args.params, "mnist_tips", "variants")
     variant, config = tips_unit(variants, args.variant, args.seed, args.data.stem)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.common.core import ConfigError, atomic_path, build_config, load_params, run_stage
+from lib.common.paths import NOISY, check_name, check_seed, prepared_file, stage_key, this_stage
 from lib.data.configs import NoiseConfig
 
 log = logging.getLogger("stages.noise")
@@ -30,13 +31,16 @@ def add_test_noise(x: np.ndarray, std: float, seed: int) -> np.ndarray:
 
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seed", required=True, type=int, help="the training seed this test set is for")
-    parser.add_argument("--data", required=True, type=Path, help="the prepared file of `mnist_tips.noise.source`")
-    parser.add_argument("--out", required=True, type=Path, help=".npz file to write")
+    parser.add_argument("--stage", help="noise@<the training seed this test set is for> (default: DVC_STAGE)")
+    parser.add_argument("--data", type=Path, help="the prepared file of `mnist_tips.noise.source` (default: its name)")
+    parser.add_argument("--out", type=Path, help=".npz file to write (default: data/prepared/seed<S>/...)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
+    args.seed = check_seed(stage_key(this_stage(args.stage), "noise"), "mnist_tips.seeds")
 
     config = build_config(NoiseConfig, load_params(args.params, "mnist_tips", "noise"), "mnist_tips.noise")
+    args.data = args.data or prepared_file(check_name(config.source, "mnist_tips.noise.source"), args.seed)
+    args.out = args.out or prepared_file(NOISY, args.seed)
     if args.data.stem != config.source:
         raise ConfigError(f"mnist_tips.noise.source: {config.source!r} is not allowed; "
                           f"allowed: {args.data.stem!r}, the file --data names ({args.data})")

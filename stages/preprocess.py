@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lib.common.core import ConfigError, DataError, atomic_path, build_config, load_params, run_stage, select
+from lib.common.paths import check_name, prepared_file, raw_folder, stage_key, this_stage
 from lib.data.configs import FILE_ROLES, NUM_CLASSES, PreprocessConfig, file_specs
 from lib.data.idx import read_idx_gz
 
@@ -56,14 +57,17 @@ def preprocess(raw: dict[str, np.ndarray], config: PreprocessConfig) -> dict[str
 
 def main(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True, help="key under `preprocess` in the params file")
-    parser.add_argument("--raw", required=True, type=Path, help="directory the fetch stage wrote")
-    parser.add_argument("--out", required=True, type=Path, help=".npz file to write")
+    parser.add_argument("--stage", help="preprocess@<key under `preprocess`> (default: DVC_STAGE, which dvc sets)")
+    parser.add_argument("--raw", type=Path, help="directory the fetch stage wrote (default: data/raw/<dataset>)")
+    parser.add_argument("--out", type=Path, help=".npz file to write (default: data/prepared/<variant>.npz)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
+    args.variant = check_name(stage_key(this_stage(args.stage), "preprocess"), "preprocess")
 
     section = select(load_params(args.params, "preprocess"), args.variant, "preprocess")
     config = build_config(PreprocessConfig, section, f"preprocess.{args.variant}")
+    args.raw = args.raw or raw_folder(check_name(config.dataset, f"preprocess.{args.variant}.dataset"))
+    args.out = args.out or prepared_file(args.variant, 0)
     # Only `datasets.<name>.files` (what dvc.yaml declares): a new mirror must not rerun this stage.
     dataset = select(load_params(args.params, "datasets"), config.dataset, "datasets")
     specs = file_specs(dataset.get("files") if isinstance(dataset, dict) else None, f"datasets.{config.dataset}.files")

@@ -64,7 +64,7 @@ def write_mirror(root: Path, mirror_dir: str = "tiny", arrays: dict | None = Non
     for role, name in FILE_NAMES.items():
         sha = write_idx_gz(root / mirror_dir / name, arrays[role], compresslevel)
         files[role] = {"name": name, "sha256": sha}
-    return {"mirror_dir": mirror_dir, "sources": [], "files": files}
+    return {"mirror_dir": mirror_dir, "sources": [], "files": files, "train_images": len(arrays["train_images"])}
 
 
 def write_params(path: Path, dataset: dict, mirrors: list[str], preprocess: dict | None = None) -> Path:

@@ -168,10 +168,27 @@ def test_training_units_are_named_and_write_where_paths_says(stages):
             # The units that keep their trained model save it at the run folder's place under models/.
             model = [] if stage.addressing.startswith("fashion_cv") else [str(paths.model_file(run))]
             assert [str(o.def_path) for o in stage.outs] == [str(run), *model], stage.addressing
-            assert f"--out {run}" in stage.cmd and all(f"--model {m}" in stage.cmd for m in model)
+            # The unit finds the same files from its stage name, which is all its command gives it.
+            files = paths.unit_files(stage.addressing)
+            assert [str(files["out"]), *([str(files["model"])] if files["model"] else [])] == [str(run), *model]
+            assert str(files["data"]) in [str(d.def_path) for d in stage.deps], stage.addressing
             assert all(o.persist for o in stage.outs), (
                 f"{stage.addressing}: an output DVC would delete before the unit runs"
             )
+
+
+def test_no_command_holds_a_value_of_params(stages):
+    """DVC pastes templated values into a shell command unquoted, and `dvc repro --single-item` skips the
+    params check: a command must not take any value from params.yaml (a stage reads its own name)."""
+    raw = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, stage in raw.items():
+        cmd = (stage.get("do") or stage)["cmd"]
+        assert "${" not in cmd, f"{name}: {cmd}"
+    assert {stage.cmd for stage in stages if "@" in stage.addressing} == {
+        f"python -m stages.{module}"
+        for module in ("fetch", "preprocess", "noise", "mnist_tips", "fashion_cv", "fashion_final", "fashion_cnn")
+    }
+    assert all(o.persist for stage in stages for o in stage.outs if str(o.def_path).startswith("data/"))
 
 
 def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(stages):
@@ -186,7 +203,7 @@ def test_mnist_units_read_the_file_layout_names_and_the_noise_stages_write_it(st
     for name, stage in units.items():
         group, _, key = name.partition("@")
         data = paths.prepared_file(group, int(key.rsplit("-", 1)[1]))
-        assert f"--data {data} " in stage.cmd and str(data) in [str(d.def_path) for d in stage.deps], name
+        assert paths.unit_files(name)["data"] == data and str(data) in [str(d.def_path) for d in stage.deps], name
     for name, stage in noise.items():
         assert [str(o.def_path) for o in stage.outs] == [str(paths.prepared_file(paths.NOISY, int(name[6:])))]
 

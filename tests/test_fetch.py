@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("no_env_mirror")
 
 
 def run_fetch(params, out):
-    fetch.main(["--dataset", "tiny", "--out", str(out), "--params", str(params)])
+    fetch.main(["--stage", "fetch@tiny", "--out", str(out), "--params", str(params)])
 
 
 def assert_nothing_written(out):
@@ -198,7 +198,7 @@ def test_command_line_exits_1_with_one_clear_line(tmp_path):
     params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "nowhere")])
     out = tmp_path / "raw" / "tiny"
     result = subprocess.run(
-        [sys.executable, "-m", "stages.fetch", "--dataset", "tiny", "--out", str(out), "--params", str(params)],
+        [sys.executable, "-m", "stages.fetch", "--stage", "fetch@tiny", "--out", str(out), "--params", str(params)],
         cwd=ROOT,
         capture_output=True,
         text=True,

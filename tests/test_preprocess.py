@@ -86,12 +86,12 @@ def fetched(tmp_path):
     variants = {"small": {"dataset": "tiny", "train_limit": 5, "labels": "one_hot", "flatten": True}}
     params = write_params(tmp_path / "params.yaml", dataset, [str(tmp_path / "mirror")], variants)
     raw = tmp_path / "data" / "raw" / "tiny"
-    fetch.main(["--dataset", "tiny", "--out", str(raw), "--params", str(params)])
+    fetch.main(["--stage", "fetch@tiny", "--out", str(raw), "--params", str(params)])
     return params, raw
 
 
 def run_preprocess(params, raw, out):
-    preprocess.main(["--variant", "small", "--raw", str(raw), "--out", str(out), "--params", str(params)])
+    preprocess.main(["--stage", "preprocess@small", "--raw", str(raw), "--out", str(out), "--params", str(params)])
 
 
 def test_stage_writes_the_arrays(fetched, tmp_path):
@@ -115,7 +115,7 @@ def test_noise_stage_draws_a_test_set_per_seed_and_copies_the_rest(fetched, tmp_
     drawn = {}
     for seed in (0, 1):
         out = tmp_path / "data" / "prepared" / f"seed{seed}" / "noisy.npz"
-        noise.main(["--seed", str(seed), "--data", str(clean), "--out", str(out), "--params", str(noise_params)])
+        noise.main(["--stage", f"noise@{seed}", "--data", str(clean), "--out", str(out), "--params", str(noise_params)])
         with np.load(out) as arrays:
             drawn[seed] = {k: arrays[k] for k in arrays.files}
     with np.load(clean) as arrays:

@@ -106,6 +106,9 @@ def load_floors(path: Path) -> dict:
     if not isinstance(metrics, dict) or not isinstance(claims, list) or not all(isinstance(c, str) for c in claims):
         raise ConfigError(f"{path}: metrics must map addresses to bounds and claims must list claim ids")
     for address, limits in metrics.items():
+        if not isinstance(address, str):
+            raise ConfigError(f"{path}: metrics: the address {address!r} is not allowed; "
+                              "allowed: a table's dotted address, e.g. fashion.final.test_accuracy")
         if not isinstance(limits, dict) or not limits or set(limits) - {"floor", "ceiling"}:
             raise ConfigError(f"{path}: metrics.{address}: {limits!r} is not allowed; allowed: floor and/or ceiling")
         for side, value in limits.items():

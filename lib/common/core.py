@@ -108,11 +108,15 @@ def select(sections: Mapping, name: str, where: str) -> typing.Any:
     return sections[name]
 
 
+MAX_SEED = 2**32 - 1  # numpy's seeds are 0 .. 2**32 - 1
+
+
 def seed_list(value: typing.Any, where: str) -> list[int]:
-    """A params `seeds` list: non-empty, integers, no repeats."""
+    """A params `seeds` list: non-empty, integers from 0 to MAX_SEED, no repeats."""
     ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
-    if not ok or len(set(value)) != len(value):
-        raise ConfigError(f"{where}: {value!r} is not allowed; allowed: a non-empty list of distinct integers")
+    if not ok or len(set(value)) != len(value) or not all(0 <= s <= MAX_SEED for s in value):
+        raise ConfigError(f"{where}: {value!r} is not allowed; "
+                          f"allowed: a non-empty list of distinct integers from 0 to {MAX_SEED}")
     return value
 
 
@@ -167,7 +171,13 @@ def atomic_paths(*targets: Path) -> Iterator[tuple[Path, ...]]:
             tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
             tmp.rmdir()  # the caller decides whether it becomes a file or a directory
             tmps.append(tmp)
-        yield tuple(tmps)
+        try:
+            yield tuple(tmps)
+        except OSError as exc:  # e.g. a full disk: name the output, not its temporary
+            for target, tmp in zip(targets, tmps):
+                if exc.filename and str(exc.filename).startswith(str(tmp)):
+                    raise OSError(exc.errno, exc.strerror, str(target)) from exc
+            raise
         for target, before in zip(targets, befores):
             if _state(target) != before:
                 # Another run wrote the output while this one worked (e.g. this is an orphan of a
@@ -271,6 +281,10 @@ def run_stage(main: Callable[[list[str] | None], None]) -> None:
         main(None)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a full disk, a folder it may not write: nothing was replaced (atomic writes)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; no output was replaced", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("interrupted: no output was written", file=sys.stderr)

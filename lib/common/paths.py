@@ -1,11 +1,21 @@
 """Every stage name and run folder of the pipeline, in one place: dvc.yaml spells the same paths in
-each unit's `cmd` and `outs` (DVC needs them there, and a test checks they agree); the tables, the
-tools, the benchmarks and the tests ask these functions."""
+each unit's `outs` (DVC needs them there, and a test checks they agree); the stages, the tables, the
+tools, the benchmarks and the tests ask these functions.
+
+A stage's command holds no value from params.yaml: DVC pastes templated values into the shell command
+unquoted, and `dvc repro --single-item` runs a stage without the params check, so a name such as
+`adam;touch x` would reach a shell. A stage reads what it is instead from its own name, which DVC passes
+in the environment (DVC_STAGE), and each name is checked here before it names a file."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
+from lib.common.core import MAX_SEED, ConfigError
+
+RAW = Path("data/raw")
 PREPARED = Path("data/prepared")
 RUNS = Path("reports/runs")
 MNIST_TIPS_RUNS = RUNS / "mnist_tips"
@@ -13,6 +23,45 @@ FASHION_RUNS = RUNS / "fashion"
 # The `mnist_tips.data` group whose test set is noise drawn per training seed (the `noise` stages).
 NOISY = "mnist_tips_noisy"
 UNIT_KINDS = ("mnist_tips", "fashion_cv", "fashion_final", "fashion_cnn")
+# A name of params.yaml (dataset, preprocess variant, variant) becomes a stage name and a file name.
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+NAME_RULE = "allowed: letters, digits and _, starting with a letter, at most 64 characters"
+SEED = re.compile(r"0|[1-9][0-9]{0,9}")  # the digits of a seed, 0 .. MAX_SEED
+
+
+def check_name(name, where: str) -> str:
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        shown = f"{name[:64]!r}... ({len(name)} characters)" if isinstance(name, str) and len(name) > 64 else repr(name)
+        raise ConfigError(f"{where}: the name {shown} is not allowed; {NAME_RULE}")
+    return name
+
+
+def check_seed(seed, where: str) -> int:
+    text = str(seed) if isinstance(seed, int) and not isinstance(seed, bool) else seed
+    if not isinstance(text, str) or not SEED.fullmatch(text) or int(text) > MAX_SEED:
+        raise ConfigError(f"{where}: the seed {seed!r} is not allowed; allowed: an integer from 0 to {MAX_SEED}")
+    return int(text)
+
+
+def this_stage(given: str | None = None) -> str:
+    """The stage this process runs as: `given` (--stage), else the DVC_STAGE that dvc sets."""
+    stage = given or os.environ.get("DVC_STAGE")
+    if not stage:
+        raise ConfigError("no stage named: run this through `dvc repro`, or name one with --stage, e.g. fetch@mnist")
+    return stage
+
+
+def stage_key(stage: str, group: str) -> str:
+    """The part after `@` of a `foreach` stage of `group` (fetch@<dataset>, noise@<seed>)."""
+    found, at, key = stage.partition("@")
+    if found != group or not at:
+        raise ConfigError(f"stage {stage!r}: not a stage of {group}; expected {group}@<name>")
+    return key
+
+
+def raw_folder(dataset: str) -> Path:
+    """Where `fetch@<dataset>` writes the dataset's four verified IDX files."""
+    return RAW / dataset
 
 
 def prepared_file(data: str, seed: int, prepared: Path = PREPARED) -> Path:
@@ -63,14 +112,34 @@ def unit_name(kind: str, seed: int, variant: str | None = None, data: str | None
 
 
 def parse_unit(stage: str) -> dict | None:
-    """The inverse of unit_name: {kind, variant, seed} of a training unit's stage name, None for any
-    other stage."""
+    """The inverse of unit_name: {kind, group, variant, seed} of a training unit's stage name, None for
+    any other stage; a ConfigError for a unit's name whose variant or seed is not allowed."""
     group, at, key = stage.partition("@")
     kind = "mnist_tips" if group.startswith("mnist_tips") else group  # the MNIST groups are `mnist_tips.data`'s
     if not at or kind not in UNIT_KINDS:
         return None
     variant, _, seed = key.rpartition("-") if kind in ("mnist_tips", "fashion_cv") else ("", "", key)
-    return {"kind": kind, "group": group, "variant": variant or None, "seed": int(seed)}
+    if kind in ("mnist_tips", "fashion_cv"):
+        check_name(variant, f"stage {stage!r}")
+    if kind == "mnist_tips":
+        check_name(group, f"stage {stage!r}")
+    return {"kind": kind, "group": group, "variant": variant or None, "seed": check_seed(seed, f"stage {stage!r}")}
+
+
+FASHION_DATA = {"fashion_cv": "fashion_dense", "fashion_final": "fashion_dense", "fashion_cnn": "fashion_cnn"}
+
+
+def unit_files(stage: str) -> dict:
+    """What a training unit's stage name means: its kind, variant, seed, the prepared file it trains on,
+    its run folder (`out`) and its model (None for the cross-validation units, which keep none)."""
+    unit = parse_unit(stage)
+    if unit is None:
+        raise ConfigError(f"stage {stage!r}: not a training unit; expected one of {', '.join(UNIT_KINDS)}@...")
+    kind, variant, seed = unit["kind"], unit["variant"], unit["seed"]
+    out = {"mnist_tips": lambda: mnist_tips_run(variant, seed), "fashion_cv": lambda: fashion_cv_seed(variant, seed),
+           "fashion_final": lambda: fashion_final_run(seed), "fashion_cnn": lambda: fashion_cnn_run(seed)}[kind]()
+    data = prepared_file(unit["group"], seed) if kind == "mnist_tips" else PREPARED / f"{FASHION_DATA[kind]}.npz"
+    return {**unit, "data": data, "out": out, "model": None if kind == "fashion_cv" else model_file(out)}
 
 
 def table_of(stage: str) -> str:

@@ -30,15 +30,21 @@ class FileSpec:
         )
 
 
+MAX_IMAGES = 10_000_000  # the most training images a dataset (or a train_limit) may name
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     mirror_dir: str  # the dataset's sub-directory in a user's mirror
     files: dict
+    train_images: int  # how many the training files hold (the fetch stage checks it): the params check's bound
     sources: tuple[str, ...] = ()  # fixed locations, tried after the user's mirrors
 
     def __post_init__(self):
         allowed = f"allowed: exactly {', '.join(FILE_ROLES)}"
         require(set(self.files) == set(FILE_ROLES), "files", sorted(self.files), allowed)
+        require(1 <= self.train_images <= MAX_IMAGES, "train_images", self.train_images,
+                f"allowed: an integer from 1 to {MAX_IMAGES}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,11 @@ def file_specs(files: dict, where: str) -> dict[str, FileSpec]:
     return {role: build_config(FileSpec, files[role], f"{where}.{role}") for role in FILE_ROLES}
 
 
+def train_count(preprocess: "PreprocessConfig", dataset: DatasetConfig) -> int:
+    """How many training images a preprocess variant's file holds."""
+    return min(preprocess.train_limit or dataset.train_images, dataset.train_images)
+
+
 @dataclass(frozen=True)
 class PreprocessConfig:
     dataset: str
@@ -76,7 +87,8 @@ class PreprocessConfig:
     def __post_init__(self):
         require(self.labels in LABEL_ENCODINGS, "labels", self.labels, f"allowed: {', '.join(LABEL_ENCODINGS)}")
         limit = self.train_limit
-        require(limit is None or limit >= 1, "train_limit", limit, "allowed: null or an integer >= 1")
+        require(limit is None or 1 <= limit <= MAX_IMAGES, "train_limit", limit,
+                f"allowed: null or an integer from 1 to {MAX_IMAGES}")
         require(not (self.flatten and self.channel_axis), "channel_axis", self.channel_axis,
                 "allowed: false when flatten is true")
 

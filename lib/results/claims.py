@@ -44,7 +44,12 @@ def load_references(specs: list[str]) -> dict[str, dict]:
 def load_tables(specs: list[str]) -> dict[str, dict]:
     """`name=path` pairs -> {name: the metrics JSON at path}."""
     pairs = _pairs(specs, "--metrics", "mnist_tips=reports/mnist_tips/metrics.json")
-    return {name: json.loads(Path(path).read_text()) for name, path in pairs}
+    tables = {name: json.loads(Path(path).read_text()) for name, path in pairs}
+    for (name, path), table in zip(pairs, tables.values()):
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: a JSON {type(table).__name__}, not a table's metrics; "
+                              "expected a JSON object (what the table stage writes)")
+    return tables
 
 
 def _pairs(specs: list[str], option: str, example: str) -> list[tuple[str, str]]:
@@ -65,7 +70,15 @@ def load_claims(path: Path) -> dict:
     data = load_yaml(path)
     if not isinstance(data, dict) or "claims" not in data or "tolerance" not in data:
         raise ConfigError(f"{path}: expected the sections 'tolerance' and 'claims'")
-    for claim in data["claims"]:
+    if not isinstance(data["tolerance"], dict):
+        raise ConfigError(f"{path}: tolerance: {data['tolerance']!r} is not allowed; allowed: a mapping")
+    claims = data["claims"]
+    if not isinstance(claims, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in claims):
+        shown = repr(claims if not isinstance(claims, list) else next(c for c in claims if not isinstance(c, dict)
+                                                                       or not isinstance(c.get("id"), str)))
+        raise ConfigError(f"{path}: claims: {shown[:80]} is not allowed; allowed: a list of claims, each a mapping "
+                          "with an id")
+    for claim in claims:
         if claim.get("source") not in SOURCES:
             raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; "
                               f"allowed: {', '.join(SOURCES)}")

@@ -16,9 +16,15 @@ OPTIMIZERS = ("sgd", "adam")
 TIPS_LOSSES = ("mse", "categorical_crossentropy", "categorical_crossentropy_clipped")
 
 
+# Bounds on every count, far beyond what a run of either post needs, so that a typo (`epochs: 1000000000`)
+# is refused instead of training until it is killed.
+MOST = {"epochs": 10_000, "batch_size": 10_000_000, "patience": 10_000, "layers": 100, "units": 100_000, "k": 100}
+
+
 def _units(value: tuple[int, ...]) -> None:
-    ok = len(value) >= 1 and all(u >= 1 for u in value)
-    require(ok, "hidden_units", list(value), "allowed: a non-empty list of integers >= 1")
+    ok = 1 <= len(value) <= MOST["layers"] and all(1 <= u <= MOST["units"] for u in value)
+    require(ok, "hidden_units", list(value), f"allowed: a list of 1 to {MOST['layers']} integers "
+            f"from 1 to {MOST['units']}")
 
 
 def _rate(value: float) -> None:
@@ -26,7 +32,8 @@ def _rate(value: float) -> None:
 
 
 def _count(key: str, value: int) -> None:
-    require(value >= 1, key, value, "allowed: an integer >= 1")
+    most = MOST[key]
+    require(1 <= value <= most, key, value, f"allowed: an integer from 1 to {most}")
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,8 @@ class DenseVariant:
         _rate(self.dropout_rate)
         require(self.l2 >= 0, "l2", self.l2, "allowed: a number >= 0")
         patience = self.early_stopping_patience
-        require(patience is None or patience >= 1, "early_stopping_patience", patience,
-                "allowed: null or an integer >= 1")
+        require(patience is None or 1 <= patience <= MOST["patience"], "early_stopping_patience", patience,
+                f"allowed: null or an integer from 1 to {MOST['patience']}")
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,7 @@ class CrossValidation:
     k: int  # contiguous slices, as the post's k_fold_val; a unit trains every fold
 
     def __post_init__(self):
-        require(self.k >= 2, "k", self.k, "allowed: an integer >= 2")
+        require(2 <= self.k <= MOST["k"], "k", self.k, f"allowed: an integer from 2 to {MOST['k']}")
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,31 @@ from pathlib import Path
 import numpy as np
 
 from lib.common.core import ConfigError, build_config, load_params
+from lib.common.paths import this_stage, unit_files, unit_name
 from lib.train.configs import Training, use_backend
 
 
-def arguments(doc: str, argv: list[str] | None, variant: str | None = None, model: bool = True) -> argparse.Namespace:
-    """--seed, --data, --out and --params, with `variant` (its help) --variant, and with `model` --model;
-    and `backend`, the `training.backend` of the params, checked before anything else is read."""
+def arguments(doc: str, argv: list[str] | None, kind: str) -> argparse.Namespace:
+    """What the unit is, from its stage name (DVC_STAGE, or --stage): its variant, seed, prepared file, run
+    folder and model (lib/common/paths.py); --data, --out and --model move a file elsewhere (the
+    benchmarks' scratch runs). And `backend`, the `training.backend` of the params, checked before
+    anything else is read."""
     parser = argparse.ArgumentParser(description=doc)
-    if variant:
-        parser.add_argument("--variant", required=True, help=variant)
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--data", required=True, type=Path, help="the prepared .npz this unit trains on")
-    parser.add_argument("--out", required=True, type=Path, help="the unit's run folder (metrics, config, curves)")
-    if model:
+    parser.add_argument("--stage", help=f"the unit's stage name, e.g. {unit_name(kind, 0, 'NAME', 'mnist_tips')} "
+                        "(default: DVC_STAGE, which dvc sets)")
+    parser.add_argument("--data", type=Path, help="the prepared .npz this unit trains on")
+    parser.add_argument("--out", type=Path, help="the unit's run folder (metrics, config, curves)")
+    if kind != "fashion_cv":
         parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
+    stage = this_stage(args.stage)
+    unit = unit_files(stage)
+    if unit["kind"] != kind:
+        raise ConfigError(f"stage {stage!r}: a {unit['kind']} unit; this is the {kind} unit")
+    for key in ("variant", "seed", "data", "out", "model"):
+        if getattr(args, key, None) is None:
+            setattr(args, key, unit[key])
     args.backend = build_config(Training, load_params(args.params, "training"), "training").backend
     return args
 
