@@ -141,3 +141,29 @@ def test_an_output_written_by_another_run_meanwhile_is_kept(tmp_path):
             (target / "theirs").write_text("the newer run, finished first")
     assert [p.name for p in target.iterdir()] == ["theirs"]
     assert list(tmp_path.iterdir()) == [target]  # this run's temporary is gone
+
+
+def test_a_full_disk_is_one_line_naming_the_output_and_replaces_nothing(tmp_path, monkeypatch, capsys):
+    """A unit that runs out of disk while writing its results (errno 28 from write_json): one line
+    naming the output, exit 1, the earlier output kept and no temporary left."""
+    import errno
+    from pathlib import Path
+
+    from lib.common.core import run_stage, write_json
+
+    target = tmp_path / "run" / "metrics.json"
+    write_json(target, {"accuracy": 0.9})
+    real_write = Path.write_text
+
+    def full(self, *args, **kwargs):
+        if self.name.endswith(".tmp"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(SystemExit) as ended:
+        run_stage(lambda argv: write_json(target, {"accuracy": 0.5}))
+    assert ended.value.code == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"error: {target}: No space left on device; no output was replaced"]
+    assert [p.name for p in target.parent.iterdir()] == ["metrics.json"] and '"accuracy": 0.9' in target.read_text()

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from lib.common.core import DataError
+from lib.common.core import ConfigError, DataError
 from lib.data.idx import read_idx_gz
 from stages import fetch
 from tests.conftest import FILE_NAMES, ROOT, tiny_arrays, write_mirror, write_params
@@ -288,3 +288,43 @@ def test_a_hung_mirror_costs_its_timeout_once_not_once_per_file(tmp_path):
         asked = server.requests
     assert asked == 1
     assert sorted(p.name for p in out.iterdir()) == sorted(FILE_NAMES.values())
+
+
+def test_a_mirror_path_with_a_space_or_a_tilde_is_one_mirror(tmp_path, monkeypatch):
+    """DATASET_MIRROR names one mirror per line: a path with a space is one path (it used to be split
+    into two relative ones), and `~` is the home folder."""
+    dataset = write_mirror(tmp_path / "my mirrors")
+    params = write_params(tmp_path / "params.yaml", dataset, [])
+    monkeypatch.setenv("DATASET_MIRROR", str(tmp_path / "my mirrors"))
+    run_fetch(params, tmp_path / "raw" / "a")
+    assert len(list((tmp_path / "raw" / "a").iterdir())) == 4
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DATASET_MIRROR", f"{tmp_path / 'nowhere'}\n~/my mirrors\n")  # the second line serves
+    run_fetch(params, tmp_path / "raw" / "b")
+    assert len(list((tmp_path / "raw" / "b").iterdir())) == 4
+
+
+def test_a_failure_says_which_mirrors_were_named(tmp_path, monkeypatch):
+    dataset = write_mirror(tmp_path / "elsewhere")
+    dataset["sources"] = [f"http://127.0.0.1:{_closed_port()}"]
+    params = write_params(tmp_path / "params.yaml", dataset, [])
+    with pytest.raises(DataError) as err:
+        run_fetch(params, tmp_path / "raw" / "tiny")
+    assert "no mirror was named (DATASET_MIRROR is not set and fetch.mirrors is empty)" in str(err.value)
+    monkeypatch.setenv("DATASET_MIRROR", str(tmp_path / "no such folder"))
+    with pytest.raises(DataError) as err:
+        run_fetch(params, tmp_path / "raw" / "tiny")
+    message = str(err.value)
+    assert f"mirror directory does not exist ({tmp_path / 'no such folder' / 'tiny'})" in message
+    assert f"mirrors named: DATASET_MIRROR ['{tmp_path / 'no such folder'}'] (one per line)" in message
+
+
+def test_a_wrong_image_count_in_params_is_refused(tmp_path):
+    mirror = tmp_path / "mirror"
+    dataset = write_mirror(mirror)
+    params = write_params(tmp_path / "params.yaml", {**dataset, "train_images": 31}, [str(mirror)])
+    out = tmp_path / "raw" / "tiny"
+    out.parent.mkdir()
+    with pytest.raises(ConfigError, match=r"datasets.tiny.train_images: 31 is not allowed; allowed: 30, the images"):
+        run_fetch(params, out)
+    assert_nothing_written(out)

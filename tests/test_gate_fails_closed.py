@@ -23,9 +23,11 @@ CLAIMS = {
 def run(tmp_path, capsys):
     """Write a metrics file, its dvc.lock entry, claims and floors; return a gate runner."""
 
-    def check(mean=0.9, floors=None, claims=CLAIMS, edit_after_lock=None, raw_floors=None, raw_claims=None):
+    def check(
+        mean=0.9, floors=None, claims=CLAIMS, edit_after_lock=None, raw_floors=None, raw_claims=None, raw_metrics=None
+    ):
         metrics = tmp_path / "metrics.json"
-        metrics.write_text(json.dumps({"a": {"accuracy": {"mean": mean, "std": 0.01, "seeds": 3}}}))
+        metrics.write_text(raw_metrics or json.dumps({"a": {"accuracy": {"mean": mean, "std": 0.01, "seeds": 3}}}))
         lock = tmp_path / "dvc.lock"
         md5 = hashlib.md5(metrics.read_bytes()).hexdigest()
         lock.write_text(
@@ -95,3 +97,21 @@ def test_a_malformed_file_is_one_line_not_a_traceback(run, which):
 def test_metrics_edited_by_hand_fail_even_when_better(run):
     code, out = run(edit_after_lock=0.99)  # above the floor, but not what the pipeline wrote
     assert code == 1 and "not the file" in out and "edited by hand" in out
+
+
+@pytest.mark.parametrize(
+    "raw, said",
+    [
+        ({"raw_floors": "metrics:\n  5: {floor: 0.8}\n"}, "metrics: the address 5 is not allowed"),
+        ({"raw_claims": "tolerance: {}\nclaims: a_learns\n"}, "claims: 'a_learns' is not allowed"),
+        ({"raw_claims": "tolerance: {}\nclaims: [a_learns]\n"}, "claims: 'a_learns' is not allowed"),
+        ({"raw_metrics": "[0.9, 0.8]"}, "a JSON list, not a table's metrics"),
+    ],
+    ids=["an integer address", "claims a string", "claims a list of strings", "metrics a JSON list"],
+)
+def test_a_file_of_the_wrong_shape_is_one_line_naming_it(run, tmp_path, raw, said):
+    """Valid YAML or JSON of the wrong shape: one line naming the file and what is wrong (each a
+    traceback before)."""
+    code, out = run(**raw)
+    assert code == 1 and len(out.splitlines()) == 1 and said in out, out
+    assert str(tmp_path) in out

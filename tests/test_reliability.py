@@ -7,6 +7,7 @@ The pipeline tests share the smoke project (conftest's `smoke`) and put it back 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
@@ -451,6 +452,54 @@ def test_run_guard_names_what_changed_since_the_run_began(tmp_path):
         check_unchanged_since_start(params, lock)
 
 
+def test_the_run_guard_reads_dvc_lock_whole_while_dvc_rewrites_it(tmp_path):
+    """Parallel `dvc repro` processes rewrite dvc.lock in place (truncate, then write) as each stage ends:
+    a table's guard reading it meanwhile must wait for a whole file, not refuse ("no record of the
+    check_params stage") on one cut short, as it once did after an interrupted run_parallel."""
+    import threading
+
+    from lib.common.core import load_yaml
+    from lib.results.guards import check_unchanged_since_start
+
+    params = tmp_path / "params.yaml"
+    params.write_text("a: 1\n")
+    lock = tmp_path / "dvc.lock"
+    stages = {"check_params": {"params": {"params.yaml": {"a": 1}}}}
+    stages.update({f"unit@{i}": {"cmd": "python -m stages.unit", "outs": [{"md5": "0" * 32}]} for i in range(400)})
+    text = yaml.safe_dump({"schema": "2.0", "stages": stages}, sort_keys=False)
+    lock.write_text(text)
+    stop = threading.Event()
+
+    def writer():  # as DVC: open("w") truncates, the text follows in pieces, then a pause until the next stage
+        while not stop.is_set():
+            with open(lock, "w") as stream:
+                for start in range(0, len(text), 8192):
+                    stream.write(text[start : start + 8192])
+                    stream.flush()
+                    time.sleep(0.002)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    naive, refused = 0, []
+    try:
+        for _ in range(25):
+            data = None
+            with contextlib.suppress(Exception):
+                data = load_yaml(lock)
+            naive += not (isinstance(data, dict) and "check_params" in (data.get("stages") or {}))
+            try:
+                check_unchanged_since_start(params, lock)
+            except ConfigError as error:
+                refused.append(str(error))
+            time.sleep(0.013)
+    finally:
+        stop.set()
+        thread.join()
+    assert naive > 0, "the writer never caught a reader mid-write: the test exercises nothing"
+    assert refused == []
+
+
 def test_run_guard_refuses_a_unit_trained_with_other_params(tmp_path):
     from lib.results.guards import check_trained_with
 
@@ -656,6 +705,33 @@ BAD_PIPELINE_PARAMS = [
         lambda p: p["fashion"]["variants"]["dense64"].update(l2=-1),
         "error: fashion.variants.dense64.l2: -1 is not allowed; allowed: a number >= 0",
     ),
+    # Values the units refuse, refused before them (each used to cost the unit's committed results).
+    (
+        "a batch larger than the data",
+        lambda p: p["mnist_tips"]["variants"]["deep_relu"].update(batch_size=20000),
+        "error: mnist_tips.variants.deep_relu.batch_size: 20000 is not allowed; allowed: at most 10000, "
+        "the training images of mnist_tips.npz",
+    ),
+    (
+        "a negative seed",
+        lambda p: p["mnist_tips"].update(seeds=[-1]),
+        "error: mnist_tips.seeds: [-1] is not allowed; allowed: a non-empty list of distinct integers from 0 to",
+    ),
+    (
+        "a seed numpy cannot take",
+        lambda p: p["fashion"].update(seeds=[2**40]),
+        "error: fashion.seeds: [1099511627776] is not allowed",
+    ),
+    (
+        "a 300-character name",
+        lambda p: p["fashion"]["variants"].update({"d" * 300: {"hidden_units": [8]}}),
+        "(300 characters) is not allowed; allowed: letters, digits and _, starting with a letter, at most 64",
+    ),
+    (
+        "a billion epochs",
+        lambda p: p["fashion"]["training"].update(epochs=10**9),
+        "error: fashion.training.epochs: 1000000000 is not allowed; allowed: an integer from 1 to 10000",
+    ),
 ]
 
 
@@ -681,22 +757,118 @@ def test_bad_params_stop_the_pipeline_before_any_result_is_touched(smoke, mutate
     assert "up to date" in dvc(["status"], project).stdout
 
 
-def test_a_refused_experiment_value_costs_nothing(smoke):
-    """`dvc exp run -S` with an impossible value: refused by the params check, every earlier
-    result kept (it used to delete the unit's run folder, which `dvc checkout` cannot restore)."""
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (
+            "fashion.training.epochs=0",
+            "error: fashion.training.epochs: 0 is not allowed; allowed: an integer from 1 to",
+        ),
+        (
+            "mnist_tips.variants.deep_relu.batch_size=20000",
+            "error: mnist_tips.variants.deep_relu.batch_size: 20000 is not allowed; allowed: at most 10000",
+        ),
+    ],
+    ids=["epochs 0", "a batch larger than the data"],
+)
+def test_a_refused_experiment_value_costs_nothing(smoke, setting, message):
+    """`dvc exp run -S` with an impossible value: refused by the params check, every earlier result
+    and model kept (a batch larger than the data used to be refused by the unit only, after DVC had
+    deleted its run folder and model)."""
     project, env = smoke["path"], smoke["env"]
-    before = _snapshot(project / "reports")
+    before = _snapshot(project / "reports"), _snapshot(project / "models")
     params = (project / "params.yaml").read_text()
     try:
-        result = dvc(["exp", "run", "-S", "fashion.training.epochs=0"], project, env=env, check=False)
+        result = dvc(["exp", "run", "-S", setting], project, env=env, check=False)
     finally:
         (project / "params.yaml").write_text(params)
     assert result.returncode != 0
-    assert (
-        "error: fashion.training.epochs: 0 is not allowed; allowed: an integer from 1 to"
-        in result.stdout + result.stderr
-    )
+    assert message in result.stdout + result.stderr
+    assert ran_stages(result.stdout) == ["check_params"], result.stdout
+    assert (_snapshot(project / "reports"), _snapshot(project / "models")) == before
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def _seed_with_commands(p):
+    p["mnist_tips"]["seeds"].append("0;touch PWNED")
+
+
+@pytest.mark.parametrize(
+    "mutate, stage, message",
+    [
+        (
+            _name_with_commands,
+            "mnist_tips@adam;touch PWNED;x-0",
+            "error: stage 'mnist_tips@adam;touch PWNED;x-0': the name 'adam;touch PWNED;x' is not allowed",
+        ),
+        (
+            _seed_with_commands,
+            "noise@0;touch PWNED",
+            "error: mnist_tips.seeds: the seed '0;touch PWNED' is not allowed",
+        ),
+    ],
+    ids=["a variant name", "a seed"],
+)
+def test_no_value_of_params_reaches_a_shell_even_past_the_params_check(smoke, mutate, stage, message):
+    """`dvc repro --single-item` runs one stage without the params check: its command must still not
+    carry a name into a shell. No command holds a templated value; the stage reads its name (DVC_STAGE)
+    and refuses it."""
+    project, env = smoke["path"], smoke["env"]
+    params = (project / "params.yaml").read_text()
+    before = _snapshot(project / "reports")
+    try:
+        (project / "params.yaml").write_text(_set(params, mutate))
+        result = dvc(["repro", "--single-item", stage], project, env=env, check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output
+    assert not list(project.rglob("PWNED")) and not Path("PWNED").exists()
     assert _snapshot(project / "reports") == before
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_an_empty_mapping_given_with_set_param_changes_nothing(smoke):
+    """DVC merges a mapping given with `-S` into the one in params.yaml, so `-S 'mnist_tips.variants={}'`
+    removes no variant: params.yaml is unchanged and nothing runs (README, "Bad input"). To remove a
+    variant, edit params.yaml."""
+    project, env = smoke["path"], smoke["env"]
+    params = (project / "params.yaml").read_text()
+    try:
+        result = dvc(["exp", "run", "-S", "mnist_tips.variants={}"], project, env=env, check=False)
+        assert (project / "params.yaml").read_text() == params
+        assert result.returncode == 0 and ran_stages(result.stdout) == [], result.stdout
+    finally:
+        (project / "params.yaml").write_text(params)
+        dvc(["exp", "remove", "--all-commits"], project, check=False)
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def test_a_failed_fetch_keeps_the_last_verified_copy(smoke):
+    """No mirror and no network: the fetch stage fails, saying that no mirror was named, and the data it
+    fetched before stays (its output persists; DVC used to delete it before running the stage)."""
+    import socket
+
+    project, env = smoke["path"], smoke["env"]
+    raw = project / "data/raw/mnist"
+    before = _snapshot(raw)
+    params = (project / "params.yaml").read_text()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+
+    def offline(p):
+        p["datasets"]["mnist"]["sources"] = [f"http://127.0.0.1:{closed}"]
+        p["fetch"]["mirrors"] = []
+
+    try:
+        (project / "params.yaml").write_text(_set(params, offline))
+        result = dvc(["repro", "fetch@mnist"], project, env={**env, "DATASET_MIRROR": ""}, check=False)
+    finally:
+        (project / "params.yaml").write_text(params)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "no mirror was named (DATASET_MIRROR is not set" in output, output
+    assert before and _snapshot(raw) == before
     assert "up to date" in dvc(["status"], project).stdout
 
 

@@ -3,6 +3,7 @@ each a `dvc repro --single-item`, against a plain `dvc repro` on the smoke proje
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -189,6 +191,8 @@ def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(s
 
 
 def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
+    """Two Ctrl-C's in quick succession (the second used to end the run in a traceback, leaving a
+    stage training on as an orphan): every stage stops, nothing runs on, a rerun resumes."""
     project, env = smoke["path"], smoke["env"]
     before = _snapshot(project / "reports")
     variants = smoke["params"]["fashion"]["variants"]
@@ -216,6 +220,8 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
             raise AssertionError("".join(first))
         descendants = psutil.Process(proc.pid).children(recursive=True)
         os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C: the whole foreground group
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)  # and an impatient second one, while the stages stop
         rest = proc.communicate(timeout=180)[1]
     finally:
         if proc.poll() is None:
@@ -224,6 +230,7 @@ def test_ctrl_c_stops_every_stage_and_a_rerun_resumes(smoke):
     out = "".join(first) + rest
     assert proc.returncode == 130, out
     assert "interrupted: stopping the running stages, starting no new ones" in out
+    assert "still stopping the running stages; please wait" in out and "Traceback" not in out, out
     _, alive = psutil.wait_procs(descendants, timeout=60)
     assert not [p for p in alive if "dvc" in " ".join(p.cmdline()) or "stages." in " ".join(p.cmdline())], (
         "a stage runs on"
@@ -266,3 +273,87 @@ def test_a_fresh_clone_trains_only_the_missing_unit_with_allow_missing(smoke, tm
     after = json.loads(dvc(["status", "--json"], clone).stdout)
     assert unit not in after and all(only_missing(entries) for entries in after.values()), after
     assert run(["git", "status", "--porcelain", "reports/"], clone).stdout == ""  # the unit came back byte for byte
+
+
+def test_a_second_run_in_a_busy_project_is_one_line(smoke):
+    """Another dvc holds the project (here: its lock, as a running `dvc repro` does): run_parallel ends
+    in one line saying so, exit 1 (it used to end in a RuntimeError traceback)."""
+    from dvc.repo import Repo
+
+    project, env = smoke["path"], smoke["env"]
+    with Repo(str(project)) as repo, repo.lock:
+        result = parallel(project, env, "--workers", "1", check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[-1].startswith(f"run_parallel: error: another dvc is running in {project}"), lines
+
+
+def _start(args: list[str], cwd, env) -> subprocess.Popen:
+    return subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def test_the_readme_cluster_recipe_runs_and_a_killed_worker_costs_only_a_rerun(smoke, tmp_path):
+    """README "A cluster", as written: `dask scheduler` and `dask worker` processes started outside the
+    project, with its environment but not the project on their path (they used to fail every stage:
+    "No module named ..."). A worker killed while a unit trains: the unit reruns on another worker and
+    the results come back byte for byte."""
+    project, env = smoke["path"], smoke["env"]
+    before = _snapshot(project / "reports")
+    units = [f"fashion_cv@dense64-{seed}" for seed in smoke["params"]["fashion"]["seeds"]]
+    _remove_units(project, units)
+    bare = {k: v for k, v in command_env(env).items() if k != "PYTHONPATH"}
+    bin_dir = Path(sys.executable).parent
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    daemons = [_start([str(bin_dir / "dask"), "scheduler", "--port", str(port), "--no-dashboard"], tmp_path, bare)]
+    try:
+        time.sleep(3)
+        for _ in range(2):
+            daemons.append(
+                _start(
+                    [str(bin_dir / "dask"), "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard"],
+                    tmp_path,
+                    bare,
+                )
+            )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.run_parallel", "--scheduler", address],
+            cwd=project,
+            env=command_env(env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        killed = None
+        deadline = time.monotonic() + 300
+        while killed is None and time.monotonic() < deadline and proc.poll() is None:
+            for daemon in daemons[1:]:
+                workers = psutil.Process(daemon.pid).children()  # the nanny's worker process
+                for worker in workers:
+                    if any("stages.fashion_cv" in " ".join(p.cmdline()) for p in worker.children(recursive=True)):
+                        time.sleep(2)  # well inside its training
+                        worker.kill()
+                        killed = worker
+            time.sleep(0.5)
+        out = proc.communicate(timeout=600)[1]
+    finally:
+        for daemon in daemons:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGTERM)
+        for daemon in daemons:
+            daemon.wait(timeout=60)
+    assert killed is not None, f"no worker was caught training: {out}"
+    assert proc.returncode == 0, out
+    assert "No module named" not in out and sorted(_ran(out)) == sorted(units), out
+    assert _snapshot(project / "reports") == before
+    assert "up to date" in dvc(["status"], project).stdout
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

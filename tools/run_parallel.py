@@ -19,14 +19,20 @@ import time
 from collections import deque
 from pathlib import Path
 
+import cloudpickle
 import psutil
 
-from lib.common.core import die_with_parent
+from lib.common import core
 from tools.timing import RUNNING, Records, now_iso
 
 STOP = "tools.run_parallel-stop"  # a Dask Event: set on Ctrl-C, every running stage is interrupted
 LOG_TAIL = 40
-DVC = [sys.executable, "-m", "dvc"]  # this interpreter's, so workers use the environment they run in
+DVC = [sys.executable, "-m", "dvc"]  # this interpreter's
+# The tasks travel by value (their code, not a reference to this module or to lib.common.core, whose
+# die_with_parent they use), so a scheduler or worker started anywhere, with the project's environment but
+# not the project on its path, can run them: a task needs only the standard library, psutil and distributed.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+cloudpickle.register_pickle_by_value(core)
 OUTCOMES = {  # how the run reports each status a stage's task ends with; "broke": the task itself (its worker died)
     "ran": "ran in {seconds:.0f} s", "up to date": "up to date", "interrupted": "interrupted",
     "failed": "FAILED (exit {returncode}); the end of its log:\n{log}", "broke": "FAILED: {error}",
@@ -36,7 +42,11 @@ OUTCOMES = {  # how the run reports each status a stage's task ends with; "broke
 def _dvc_output(root: Path, *args: str) -> str:
     result = subprocess.run([*DVC, *args], cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"`dvc {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}")
+        said = " ".join(result.stderr.split())
+        if "is busy" in said or "Unable to acquire lock" in said:
+            raise RuntimeError(f"another dvc is running in {root} (`dvc {' '.join(args)}`: {said}); "
+                               "wait for it to end, or stop it, then run this again")
+        raise RuntimeError(f"`dvc {' '.join(args)}` failed ({result.returncode}): {said}")
     return result.stdout
 
 
@@ -155,7 +165,7 @@ def _child_setup() -> None:
     """In the `dvc` child: a Ctrl-C it is sent stops it as in a terminal (a worker started in
     the background may ignore SIGINT, and children inherit that), and it ends if its worker does."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    die_with_parent()
+    core.die_with_parent()
 
 
 def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = False) -> dict:
@@ -171,7 +181,8 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
         return {"stage": stage, "status": "not run", "because": "the interrupt"}
     started = time.perf_counter()
     options = ["--allow-missing"] if allow_missing else []
-    proc = subprocess.Popen([*DVC, "--wait-for-lock", "repro", "--single-item", *options, stage], cwd=root,
+    dvc = [sys.executable, "-m", "dvc"]  # the worker's interpreter: the environment it runs in
+    proc = subprocess.Popen([*dvc, "--wait-for-lock", "repro", "--single-item", *options, stage], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             preexec_fn=_child_setup)
     lines: deque[str] = deque(maxlen=LOG_TAIL)
@@ -245,8 +256,10 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
             _progress(f"[{done}/{total}] {stage} " + OUTCOMES[result["status"]].format(**result))
     except KeyboardInterrupt:
         # Each running stage's task sees the event and sends its stage's command the SIGINT of
-        # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end.
+        # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end:
+        # a second Ctrl-C must not leave a stage training with no one waiting for it.
         _progress("interrupted: stopping the running stages, starting no new ones")
+        signal.signal(signal.SIGINT, lambda *_: _progress("still stopping the running stages; please wait"))
         stop.set()
         try:
             wait(list(futures.values()), timeout=300)
@@ -265,6 +278,18 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The run, with what ends it in one line: an interrupt before the stages start, or an error of dvc's."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _progress("interrupted before any stage started")
+        return 130
+    except RuntimeError as error:
+        _progress(f"error: {error}")
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=os.cpu_count(),

@@ -4,10 +4,15 @@ the old), and that every unit's run folder was trained with the params it is fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import time
+import typing
 from collections.abc import Mapping
 from pathlib import Path
+
+from ruamel.yaml import YAML, YAMLError
 
 from lib.common.core import ConfigError, load_yaml
 
@@ -31,11 +36,39 @@ def differences(before, after, where: str = "") -> list[str]:
     return [] if before == after else [f"{where}: {before!r} -> {after!r}"]
 
 
+def read_settled(path: Path, ready: typing.Callable[[typing.Any], bool], wait_s: float = 10.0) -> typing.Any:
+    """A YAML file another process may be rewriting in place (parallel `dvc repro` processes rewrite dvc.lock
+    without a rename), parsed only from reads that give the same bytes twice in a row, so never from a file cut
+    short: the first such read that is `ready`, else what the file holds once unchanged for a second (None if
+    it is missing or not YAML); at most `wait_s` in all."""
+    deadline, last, since = time.monotonic() + wait_s, None, time.monotonic()
+    while True:
+        try:
+            text = Path(path).read_bytes()
+        except FileNotFoundError:
+            text = None
+        now = time.monotonic()
+        if text != last:
+            last, since = text, now
+        elif text is None:
+            return None
+        else:
+            data = None
+            with contextlib.suppress(YAMLError):
+                data = YAML(typ="safe", pure=True).load(text)
+            if ready(data) or now - since >= 1.0 or now > deadline:
+                return data
+        time.sleep(0.05)
+
+
 def check_unchanged_since_start(params_path: Path, lock_path: Path) -> None:
     """Refuse when params.yaml differs from what this run's `check_params` stage, which runs first, read
     (as dvc.lock records it): params.yaml changed while this run was going."""
-    lock = load_yaml(lock_path) if Path(lock_path).is_file() else None
-    entry = ((lock or {}).get("stages") or {}).get("check_params")
+    def entry_of(lock) -> dict | None:
+        stages = lock.get("stages") if isinstance(lock, dict) else None
+        return stages.get("check_params") if isinstance(stages, dict) else None
+
+    entry = entry_of(read_settled(lock_path, lambda lock: entry_of(lock) is not None))
     if not entry:
         raise ConfigError(f"{lock_path}: no record of the check_params stage; run `dvc repro`, which runs it first")
     # dvc.lock names the file relative to the project root, where dvc.lock is.
