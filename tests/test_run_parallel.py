@@ -144,6 +144,11 @@ def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
     assert sorted(finished) == sorted([*units, "fashion_table", "report"]) and finished[-1] == "report", out
     assert all(finished.index("fashion_table") > finished.index(unit) for unit in units)
     assert "4 of 4 stages done (2 ran, 2 up to date), 0 failed" in out, out  # two units, the table, the report
+    # The line a person plans by: first before any stage ends, then after each (and once a minute).
+    lines = [line for line in out.splitlines() if line.startswith("run_parallel: progress: ")]
+    assert lines[0].startswith("run_parallel: progress: 0 of 4 stages done, under a minute elapsed, about "), out
+    assert "progress: 4 of 4 stages done, " in lines[-1] and lines[-1].endswith(" elapsed, nothing left"), out
+    assert len(lines) >= 5
     times = json.loads((tmp_path / "times.json").read_text())["stages"]
     assert set(times) == set(units) and all(t["seconds"] > 0 and t["side_by_side"] == 2 for t in times.values())
     [whole] = json.loads((tmp_path / "times_runs.json").read_text())["runs"]  # the run itself, end to end
@@ -357,3 +362,27 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_the_progress_line_estimates_from_this_runs_times_then_the_recorded_ones():
+    from tools.timing import Progress, duration
+
+    now = [0.0]
+    recorded = {"mnist_tips@deep_relu-0": 100.0, "mnist_tips@deep_relu-1": 140.0, "fashion_cnn@0": 600.0}
+    stages = ["check_params", "mnist_tips@deep_relu-2", "mnist_tips@deep_relu-3", "fashion_cnn@1"]
+    progress = Progress(stages, 2, recorded, clock=lambda: now[0])
+    # Never timed: 30 s; a unit's kind (its variant over seeds): the median of its recorded seeds, 120 s.
+    assert progress.line() == "progress: 0 of 4 stages done, under a minute elapsed, about 7 min left"  # 870 s / 2
+    now[0] = 600.0
+    progress.finished("check_params", 12.0)
+    progress.finished("mnist_tips@deep_relu-2", 300.0)  # this run's own time of the kind wins: 300 s
+    assert progress.line() == "progress: 2 of 4 stages done, 10 min elapsed, about 8 min left"  # (300 + 600) / 2
+    progress.finished("mnist_tips@deep_relu-3", 280.0)
+    progress.finished("fashion_cnn@1")  # up to date: no time
+    assert progress.line() == "progress: 4 of 4 stages done, 10 min elapsed, nothing left"
+    assert [duration(s) for s in (20, 90, 3600, 3 * 3600 + 65 * 60)] == [
+        "under a minute",
+        "2 min",
+        "1 h 00 min",
+        "4 h 05 min",
+    ]

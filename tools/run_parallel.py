@@ -23,10 +23,11 @@ import cloudpickle
 import psutil
 
 from lib.common import core
-from tools.timing import RUNNING, Records, now_iso
+from tools.timing import RUNNING, Progress, Records, now_iso, recorded_seconds
 
 STOP = "tools.run_parallel-stop"  # a Dask Event: set on Ctrl-C, every running stage is interrupted
 LOG_TAIL = 40
+PROGRESS_EVERY_S = 60  # the progress line's longest silence
 DVC = [sys.executable, "-m", "dvc"]  # this interpreter's
 # The tasks travel by value (their code, not a reference to this module or to lib.common.core, whose
 # die_with_parent they use), so a scheduler or worker started anywhere, with the project's environment but
@@ -244,6 +245,15 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
     stage_of = {future.key: stage for stage, future in futures.items()}
     ended = {status: [] for status in OUTCOMES}  # the stages that ended so, in the order they did
     workers = len(client.scheduler_info()["workers"])
+    progress = Progress(list(waits), workers, recorded_seconds(root))
+    _progress(progress.line())
+    ticking = threading.Event()
+
+    def tick():  # at least once a minute, also while one long unit trains
+        while not ticking.wait(PROGRESS_EVERY_S):
+            _progress(progress.line())
+
+    threading.Thread(target=tick, name="progress", daemon=True).start()
     try:
         for future in as_completed(futures.values()):
             stage = stage_of[future.key]
@@ -252,8 +262,10 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
             ended[result["status"]].append(stage)
             if result["status"] == "ran" and times is not None:
                 times.add(stage, result["seconds"], side_by_side=workers)
+            progress.finished(stage, result["seconds"] if result["status"] == "ran" else None)
             done = len(ended["ran"]) + len(ended["up to date"])
             _progress(f"[{done}/{total}] {stage} " + OUTCOMES[result["status"]].format(**result))
+            _progress(progress.line())
     except KeyboardInterrupt:
         # Each running stage's task sees the event and sends its stage's command the SIGINT of
         # a Ctrl-C; tasks not started yet see it and do not start. Wait for all of them to end:
@@ -267,6 +279,7 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
             _progress("some stages did not stop within 300 s")
         return 130
     finally:  # as far as the run got, also after Ctrl-C
+        ticking.set()
         counts.update(stages_run=len(ended["ran"]), stages_up_to_date=len(ended["up to date"]),
                       stages_failed=len(ended["failed"]) + len(ended["broke"]) + len(ended["not run"]))
     failed, skipped = sorted(ended["failed"] + ended["broke"]), ended["not run"]

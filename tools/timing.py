@@ -7,11 +7,13 @@ import datetime as dt
 import json
 import platform
 import re
+import statistics
 import threading
+import time
 from pathlib import Path
 
 from lib.common.core import write_json
-from lib.common.paths import table_of
+from lib.common.paths import parse_unit, table_of
 
 # What `dvc repro` prints about each stage, a line each.
 RUNNING = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
@@ -60,3 +62,68 @@ class Records:
         with self.lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_json(self.runs_path, {"runs": [*self.runs(), entry]})
+
+
+# Two at a time on this project's 2-core machines: the three-seed run, the extra seeds, the latest retrain of the
+# 120 units that keep a model (the last one recorded for a stage counts).
+RECORDED = ("reports/benchmarks/stage_times_parallel.json", "reports/benchmarks/stage_times_seeds10.json",
+            "reports/benchmarks/stage_times_retrain.json")
+
+
+def kind_of(stage: str) -> str:
+    """Stages that take about as long as each other: a unit's variant over its seeds, a group otherwise."""
+    unit = parse_unit(current_name(stage))
+    if unit and unit["variant"]:
+        return f"{unit['group']}@{unit['variant']}"
+    return stage.split("@")[0]
+
+
+def recorded_seconds(root: Path) -> dict[str, float]:
+    """Each stage's recorded wall time two at a time (a unit's one-fold records summed), the latest file's."""
+    seconds: dict[str, float] = {}
+    for name in RECORDED:
+        path = Path(root) / name
+        found: dict[str, float] = {}
+        for stage, entry in (json.loads(path.read_text())["stages"] if path.is_file() else {}).items():
+            found[current_name(stage)] = found.get(current_name(stage), 0.0) + entry["seconds"]
+        seconds.update(found)
+    return seconds
+
+
+def duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min" if minutes else "under a minute"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class Progress:
+    """The line a person can plan a run by: stages done of all, time elapsed and time left, estimated for each
+    stage still to run from this run's times of its kind of stage, else from the recorded times (RECORDED), and
+    shared among the workers."""
+
+    def __init__(self, stages: list[str], workers: int, recorded: dict[str, float], clock=time.monotonic):
+        self.pending, self.workers, self.recorded, self.clock = set(stages), max(workers, 1), recorded, clock
+        self.total, self.started, self.seen = len(stages), clock(), {}
+        self.by_kind: dict[str, list[float]] = {}
+        for stage, seconds in recorded.items():
+            self.by_kind.setdefault(kind_of(stage), []).append(seconds)
+
+    def finished(self, stage: str, seconds: float | None = None) -> None:
+        self.pending.discard(stage)
+        if seconds is not None:
+            self.seen.setdefault(kind_of(stage), []).append(seconds)
+
+    def estimate(self, stage: str) -> float:
+        kind = kind_of(stage)
+        for found in (self.seen.get(kind), [self.recorded[stage]] if stage in self.recorded else None,
+                      self.by_kind.get(kind)):
+            if found:
+                return statistics.median(found)
+        return 30.0  # a stage never timed (a new kind): DVC and Python start-up, about
+
+    def line(self) -> str:
+        done, left = self.total - len(self.pending), sum(map(self.estimate, self.pending)) / self.workers
+        elapsed = self.clock() - self.started
+        return (f"progress: {done} of {self.total} stages done, {duration(elapsed)} elapsed, "
+                + (f"about {duration(left)} left" if self.pending else "nothing left"))
