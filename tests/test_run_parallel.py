@@ -165,24 +165,27 @@ def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
 
 
 def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(smoke):
-    """The CNN units cannot train on 8 images in batches of 16 and fail; the MNIST row changed
-    beside them still trains and its table is written; what needs the CNN (the Fashion-MNIST
-    table, the report) is not run; the exit code is 1."""
+    """The CNN units fail as they start (an edit of their module: a bad value would now stop the params
+    check first); the MNIST row changed beside them still trains and its table is written; what needs
+    the CNN (the Fashion-MNIST table, the report) is not run; the exit code is 1."""
     project, env = smoke["path"], smoke["env"]
     params = (project / "params.yaml").read_text()
     changed = yaml.safe_load(params)
-    changed["preprocess"]["fashion_cnn"]["train_limit"] = 8
     changed["mnist_tips"]["variants"]["unscaled"]["epochs"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    module = project / "stages/fashion_cnn.py"
+    source = module.read_text()
+    start = '    args = arguments(__doc__, argv, "fashion_cnn")\n'
+    assert start in source
+    module.write_text(
+        source.replace(start, start + '    raise SystemExit("error: this unit fails (a test\'s edit)")\n')
+    )
     try:
         result = parallel(project, env, "--workers", "2", check=False)
         out = result.stderr
         assert result.returncode == 1, out
         assert "fashion_cnn@0 FAILED (exit" in out and "fashion_cnn@1 FAILED (exit" in out
-        assert (
-            "error: fashion.training.batch_size: 16 is not allowed; allowed: at most 8, the images the CNN trains on"
-            in out
-        )  # its log
+        assert "error: this unit fails (a test's edit)" in out  # its log
         assert {"mnist_tips_unscaled@unscaled-0", "mnist_tips_unscaled@unscaled-1", "mnist_tips_table"} <= set(
             _ran(out)
         ), out
