@@ -28,6 +28,7 @@ from tools.timing import RUNNING, Progress, Records, now_iso, recorded_seconds
 STOP = "tools.run_parallel-stop"  # a Dask Event: set on Ctrl-C, every running stage is interrupted
 LOG_TAIL = 40
 PROGRESS_EVERY_S = 60  # the progress line's longest silence
+BUSY_WAIT_S = 120  # how long a stage waits for another dvc that holds its outputs to end
 DVC = [sys.executable, "-m", "dvc"]  # this interpreter's
 # The tasks travel by value (their code, not a reference to this module or to lib.common.core, whose
 # die_with_parent they use), so a scheduler or worker started anywhere, with the project's environment but
@@ -182,6 +183,23 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
         return {"stage": stage, "status": "not run", "because": "the interrupt"}
     started = time.perf_counter()
     options = ["--allow-missing"] if allow_missing else []
+    while True:
+        returncode, log, ran, interrupted = _repro(stage, root, options, stop)
+        # A stage rerun here because its worker died finds the dead worker's dvc still ending, holding the
+        # stage's outputs ("... is busy, it is being blocked by"): wait for it, as --wait-for-lock does for
+        # the project's lock. DVC itself clears a lock whose process is gone.
+        busy = returncode != 0 and not interrupted and "is busy, it is being blocked by" in log
+        if not busy or time.perf_counter() - started > BUSY_WAIT_S or stop.is_set():
+            break
+        time.sleep(2)
+    status = ("ran" if ran else "up to date") if returncode == 0 else "interrupted" if interrupted else "failed"
+    return {"stage": stage, "status": status, "seconds": time.perf_counter() - started,
+            "returncode": returncode, "log": log}
+
+
+def _repro(stage: str, root: str, options: list[str], stop) -> tuple[int, str, bool, bool]:
+    """One `dvc repro --single-item` of `stage`, interrupted when `stop` is set: its exit code, the end of its
+    log, whether DVC ran the stage's command, whether it was interrupted."""
     dvc = [sys.executable, "-m", "dvc"]  # the worker's interpreter: the environment it runs in
     proc = subprocess.Popen([*dvc, "--wait-for-lock", "repro", "--single-item", *options, stage], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -213,9 +231,7 @@ def run_stage(stage: str, root: str, *upstream: dict, allow_missing: bool = Fals
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=1)
     reader.join(timeout=10)
-    status = ("ran" if ran else "up to date") if proc.returncode == 0 else "interrupted" if interrupted else "failed"
-    return {"stage": stage, "status": status, "seconds": time.perf_counter() - started,
-            "returncode": proc.returncode, "log": "".join(lines).rstrip()}
+    return proc.returncode, "".join(lines).rstrip(), bool(ran), interrupted
 
 
 def _progress(text: str) -> None:
