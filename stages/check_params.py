@@ -102,11 +102,14 @@ def check(params: Mapping) -> None:
     fashion = build_config(FashionSection, top.fashion, "fashion")
     seed_list(fashion.seeds, "fashion.seeds")
     build_config(configs.OverfittingRule, fashion.overfitting, "fashion.overfitting")
-    for file in sorted(set(FASHION_DATA.values()) - set(images)):
-        raise ConfigError(f"preprocess.{file}: missing; the Fashion-MNIST units train on data/prepared/{file}.npz")
+    if missing := sorted(set(FASHION_DATA.values()) - set(images)):
+        raise ConfigError(f"preprocess.{missing[0]}: missing; the Fashion-MNIST units train on "
+                          f"data/prepared/{missing[0]}.npz")
     sections = top.fashion
     for name in names_of(fashion.variants, "fashion.variants"):
-        _, settings, cv, _ = configs.cv_unit(sections, name, 0, 0)
+        configs.cv_unit(sections, name, 0, 0)
+    # Every variant shares fashion.training and fashion.cross_validation, so one fold's size holds for all.
+    _, settings, cv, _ = configs.cv_unit(sections, next(iter(fashion.variants)), 0, 0)
     fold = images[FASHION_DATA["fashion_cv"]] - images[FASHION_DATA["fashion_cv"]] // cv.k
     configs.check_fits(settings.batch_size, fold, "fashion.training.batch_size", "the images a fold trains on")
     _, settings, _ = configs.final_unit(sections, 0)

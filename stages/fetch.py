@@ -44,14 +44,13 @@ def candidate_sources(config: DatasetConfig, mirrors: list[str]) -> list[str]:
 
 
 def env_mirrors() -> list[str]:
-    """The mirrors DATASET_MIRROR names: one per line (so a path may hold spaces), `~` expanded."""
-    lines = (line.strip() for line in os.environ.get(MIRROR_ENV, "").splitlines())
-    return [line if "://" in line else os.path.expanduser(line) for line in lines if line]
+    """The mirrors DATASET_MIRROR names: one per line (so a path may hold spaces)."""
+    return [line.strip() for line in os.environ.get(MIRROR_ENV, "").splitlines() if line.strip()]
 
 
 def user_mirrors(config: FetchConfig) -> list[str]:
-    """Mirrors named in the environment, then those in params."""
-    return env_mirrors() + [m if "://" in m else os.path.expanduser(m) for m in config.mirrors]
+    """Mirrors named in the environment, then those in params; a folder's `~` expanded."""
+    return [m if "://" in m else os.path.expanduser(m) for m in [*env_mirrors(), *config.mirrors]]
 
 
 def mirrors_said(config: FetchConfig) -> str:

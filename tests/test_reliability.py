@@ -58,42 +58,25 @@ def set_key(params: dict, dotted: str, value) -> dict:
     return params
 
 
+def unit_argv(tmp: Path, stage: str, kind: str, npz: str) -> list[str]:
+    """A unit's command line as a test runs it: its stage name, a tiny prepared file of `kind`, a scratch run folder."""
+    return ["--stage", stage, "--data", str(tiny_npz(tmp / npz, kind)), "--out", str(tmp / "out" / "run")]
+
+
 def tips_argv(tmp: Path, variant: str = "deep_relu") -> list[str]:
-    data = tiny_npz(tmp / "mnist_tips.npz", "tips")
-    return ["--stage", f"mnist_tips@{variant}-0", "--data", str(data), "--out", str(tmp / "out" / "run")]
+    return unit_argv(tmp, f"mnist_tips@{variant}-0", "tips", "mnist_tips.npz")
 
 
 def cv_argv(tmp: Path, variant: str = "dense64") -> list[str]:
-    return [
-        "--stage",
-        f"fashion_cv@{variant}-0",
-        "--data",
-        str(tiny_npz(tmp / "dense.npz", "dense")),
-        "--out",
-        str(tmp / "out" / "run"),
-    ]
+    return unit_argv(tmp, f"fashion_cv@{variant}-0", "dense", "dense.npz")
 
 
 def final_argv(tmp: Path) -> list[str]:
-    return [
-        "--stage",
-        "fashion_final@0",
-        "--data",
-        str(tiny_npz(tmp / "dense.npz", "dense")),
-        "--out",
-        str(tmp / "out" / "run"),
-    ]
+    return unit_argv(tmp, "fashion_final@0", "dense", "dense.npz")
 
 
 def cnn_argv(tmp: Path) -> list[str]:
-    return [
-        "--stage",
-        "fashion_cnn@0",
-        "--data",
-        str(tiny_npz(tmp / "cnn.npz", "cnn")),
-        "--out",
-        str(tmp / "out" / "run"),
-    ]
+    return unit_argv(tmp, "fashion_cnn@0", "cnn", "cnn.npz")
 
 
 def fashion_table_argv(tmp: Path) -> list[str]:

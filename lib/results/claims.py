@@ -73,11 +73,11 @@ def load_claims(path: Path) -> dict:
     if not isinstance(data["tolerance"], dict):
         raise ConfigError(f"{path}: tolerance: {data['tolerance']!r} is not allowed; allowed: a mapping")
     claims = data["claims"]
-    if not isinstance(claims, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in claims):
-        shown = repr(claims if not isinstance(claims, list) else next(c for c in claims if not isinstance(c, dict)
-                                                                       or not isinstance(c.get("id"), str)))
-        raise ConfigError(f"{path}: claims: {shown[:80]} is not allowed; allowed: a list of claims, each a mapping "
-                          "with an id")
+    bad = [claims] if not isinstance(claims, list) else [
+        c for c in claims if not (isinstance(c, dict) and isinstance(c.get("id"), str))]
+    if bad:
+        raise ConfigError(f"{path}: claims: {repr(bad[0])[:80]} is not allowed; allowed: a list of claims, each a "
+                          "mapping with an id")
     for claim in claims:
         if claim.get("source") not in SOURCES:
             raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; "
