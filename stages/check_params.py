@@ -25,6 +25,7 @@ log = logging.getLogger("stages.check_params")
 
 @dataclass(frozen=True)
 class Params:
+    profile: str
     datasets: dict
     fetch: dict
     preprocess: dict
@@ -70,6 +71,7 @@ def check(params: Mapping) -> None:
     """Every section and key of a params file, the way the stages that read them check them, and each
     unit's batch against the training images of its file, as the unit checks it (configs.check_fits)."""
     top = build_config(Params, params, "params")
+    check_name(top.profile, "profile")
     datasets = {name: dataset_config(top.datasets[name], f"datasets.{name}")[0]
                 for name in names_of(top.datasets, "datasets")}
     build_config(FetchConfig, top.fetch, "fetch")

@@ -16,7 +16,7 @@ from lib.results.claims import load_claims, load_reference
 from lib.results.figures import plot_curves, plot_warning_epochs
 from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import expected_params, other_backend
-from lib.results.render import render_other_backend, render_sections, settings_of, verdict_rule
+from lib.results.render import judging, render_other_backend, render_sections, settings_of, verdict_rule
 from lib.results.runs import confusion_rows, read_curves, read_json, summarize_cv, warning_epochs, write_curves
 from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
 from lib.train.configs import CrossValidation, OverfittingRule, cnn_unit, cv_unit, final_unit
@@ -62,7 +62,8 @@ def main(argv: list[str] | None) -> None:
     seeds = seed_list(fashion["seeds"], "fashion.seeds")
     k = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation").k
     rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
-    reference, tolerance = load_reference(args.reference), load_claims(args.claims)["tolerance"]
+    reference = load_reference(args.reference)
+    tolerance = judging(load_params(args.params, "profile"), load_claims(args.claims)["tolerance"])
 
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary, curves = summarize_cv(list(fashion["variants"]), seeds, k, rule, args.runs)

@@ -13,7 +13,7 @@ from lib.common.paths import mnist_tips_run, unit_name
 from lib.results.claims import load_claims, load_reference
 from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import backend_summary
-from lib.results.render import render_table, settings_sentence
+from lib.results.render import judging, render_table, settings_sentence
 from lib.results.runs import collect_tips, tips_curves, write_curves
 from lib.train.configs import check_groups, tips_unit
 
@@ -40,7 +40,8 @@ def main(argv: list[str] | None) -> None:
     require(variants, "mnist_tips.variants", {}, "allowed: at least one variant (a table needs a row)")
     if args.lock:
         check_unchanged_since_start(args.params, args.lock)
-    reference, tolerance = load_reference(args.reference), load_claims(args.claims)["tolerance"]
+    reference = load_reference(args.reference)
+    tolerance = judging(params["profile"], load_claims(args.claims)["tolerance"])
     # Read everything before writing anything: a missing run leaves the old outputs in place.
     summary = collect_tips(variants, seeds, args.runs)
     units, configs = {}, {}

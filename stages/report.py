@@ -11,10 +11,10 @@ from pathlib import Path
 import yaml
 
 from lib.common.core import ConfigError, atomic_path, build_config, load_yaml, run_stage, write_json
-from lib.results.claims import _pairs, check, load_claims, load_references, load_tables
+from lib.results.claims import _pairs, check, headline, load_claims, load_references, load_tables
 from lib.results.guards import units_backend
 from lib.results.other_backend import backend_summary, expected_params, gap_pattern, other_backend
-from lib.results.render import claim_mark, report_lines, verdicts_record
+from lib.results.render import claim_mark, judging, report_lines, verdicts_record
 from lib.train.configs import OverfittingRule
 
 log = logging.getLogger("stages.report")
@@ -61,6 +61,8 @@ def main(argv: list[str] | None) -> None:
                         "(mnist_tips=..., fashion...=...), as tables NAME_other")
     parser.add_argument("--verdicts", type=Path,
                         help="also write every figure's verdict and every claim's outcome as JSON")
+    parser.add_argument("--headline", type=Path,
+                        help="also write claims.yaml's headline figures as JSON (the pipeline's DVC metric)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     params = load_yaml(args.params) or {}
@@ -70,12 +72,19 @@ def main(argv: list[str] | None) -> None:
     outcomes = [check(claim, tables, claims["tolerance"]) for claim in claims["claims"]]
     others = other_tables(args.other_backend, params["fashion"], tables, references)
     backend = units_backend(args.runs) if args.runs else None
-    lines = report_lines(tables, references, claims["tolerance"], outcomes, load_differences(args.differences), others,
-                         params, backend)
-    if args.verdicts:
-        write_json(args.verdicts, verdicts_record(tables, references, claims["tolerance"], outcomes))
+    tolerance = judging(params["profile"], claims["tolerance"])
+    lines = report_lines(tables, references, tolerance, outcomes, load_differences(args.differences), others, params,
+                         backend)
+    if args.headline:
+        write_json(args.headline, headline(tables, claims.get("headline", {})))
+    if args.verdicts:  # none on a profile that is not the posts' setup
+        write_json(args.verdicts, verdicts_record(tables, references, tolerance, outcomes) if tolerance else
+                   {"profile": params["profile"], "figures": {}, "counts": {}, "claims": {}})
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+    if tolerance is None:
+        log.info(f"report: the {params['profile']} profile, not judged against the posts -> {args.out}")
+        return
     held = {s: f"{sum(claim_mark(o) == 'pass' for o in outcomes if o.source == s)}/"
                f"{sum(o.source == s for o in outcomes)}" for s in ("post", "project")}
     log.info(f"report: {held['post']} claims of the posts and {held['project']} checks of our own hold -> {args.out}")

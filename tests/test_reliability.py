@@ -12,6 +12,7 @@ import copy
 import importlib
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from lib.common.core import ConfigError
+from lib.common.core import ConfigError, load_yaml
 from lib.common.paths import fashion_cv_seed, mnist_tips_run
 from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_training
 from tools.timing import ran_stages
@@ -886,15 +887,21 @@ def test_second_repro_is_locked_out_and_corrupts_nothing(smoke):
 
 
 def _experiment_metrics(project: Path) -> dict[str, dict]:
-    """name -> {metrics file: data} of every experiment `dvc exp show` lists."""
+    """name -> the MNIST table's summary (reports/mnist_tips/metrics.json, every figure) at every experiment
+    `dvc exp show` lists, read from the experiment's commit."""
     shown = json.loads(dvc(["exp", "show", "--json"], project).stdout)
     found = {}
     for rev in shown:
         for exp in rev.get("experiments") or []:
-            data = exp["revs"][0]["data"]
-            found[exp.get("name") or exp["revs"][0].get("name")] = {
-                path: entry.get("data") for path, entry in data["metrics"].items()
-            }
+            commit = exp["revs"][0]["rev"]
+            text = subprocess.run(
+                ["git", "show", f"{commit}:reports/mnist_tips/metrics.json"],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            found[exp.get("name") or exp["revs"][0].get("name")] = json.loads(text)
     return found
 
 
@@ -937,8 +944,7 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
         sequential = _experiment_metrics(project)
         for name in changes:
             assert parallel[name] == sequential[f"seq-{name[4:]}"], name
-            assert parallel[name]["reports/mnist_tips/metrics.json"] != _workspace_metrics(project)
-        _check_the_readme_exp_show(project, sequential)
+            assert parallel[name] != _workspace_metrics(project)
     finally:
         dvc(["queue", "stop"], project, check=False)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
@@ -947,26 +953,49 @@ def test_queued_experiments_in_parallel_match_sequential_runs(smoke):
 
 def readme_exp_show() -> list[str]:
     """The `dvc exp show` command README.md gives for comparing experiments' headline figures."""
-    line = next(
-        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show --only-changed")
-    )
+    line = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("dvc exp show "))
     return shlex.split(line.split("  #")[0])[1:]
 
 
-def _check_the_readme_exp_show(project: Path, experiments: dict[str, dict]) -> None:
-    """The README's command, rendered as wide as it likes (COLUMNS=1000, as DVC's pager does),
-    is at most 120 columns, truncates nothing, and shows each experiment's changed headline
-    figures: the rows' mean test accuracies (DVC shows 5 significant digits)."""
-    shown = dvc([*readme_exp_show(), "--no-pager"], project, env={"COLUMNS": "1000"}).stdout
-    lines = shown.rstrip().splitlines()
-    assert max(map(len, lines)) <= 120, shown
-    assert "…" not in shown, shown
-    for name, metrics in experiments.items():
-        row = next(line for line in lines if name in line)
-        for variant in ("unscaled", "deep_relu"):
-            mean = metrics["reports/mnist_tips/metrics.json"][variant]["test_accuracy"]["mean"]
-            assert f"{mean:.5g}" in row, (name, variant, shown)
-    assert ".std" not in shown and ".seeds" not in shown and "train_accuracy" not in shown, shown
+def shown_at(command: list[str], project: Path) -> str:
+    """What `command` prints in a terminal 120 columns wide (DVC's pager off)."""
+    return dvc([*command, "--no-pager"] if command[0] == "exp" else command, project, env={"COLUMNS": "120"}).stdout
+
+
+def check_headline_shown(project: Path, queued: tuple[str, ...] = ()) -> None:
+    """`dvc metrics show` and the README's `exp show` line fit 120 columns, cut nothing short, and show each
+    headline figure of both posts (claims.yaml's, DVC's 5 significant digits), and the queued experiments."""
+    headline = json.loads((project / "reports/headline.json").read_text())
+    spec = load_yaml(project / "claims.yaml")["headline"]
+    assert {f"{post}.{key}" for post, keys in headline.items() for key in keys} == set(spec), headline
+    for command in (["metrics", "show"], readme_exp_show()):
+        shown = shown_at(command, project)
+        assert max(len(line) for line in shown.splitlines()) <= 120 and "…" not in shown, shown
+        header, workspace = (next(line for line in shown.splitlines() if word in line) for word in ("MNIST.", "0."))
+        assert header.split()[-len(spec) :] == sorted(spec), shown  # each figure named, in DVC's order
+        for name in sorted(spec):
+            post, key = name.split(".")
+            assert f"{headline[post][key]:.5g}" in workspace.split(), (name, shown)
+        if command[0] == "exp":
+            for name in queued:
+                assert re.search(rf"\[{name}\]\s+Queued", shown), shown
+
+
+def test_the_overview_commands_fit_120_columns_with_both_posts_headline(smoke, tmp_path):
+    """On a fresh clone (no experiment) and with two experiments queued, `dvc metrics show` and the README's
+    `dvc exp show` line show both posts' headline figures in 120 columns; the tables' full summaries are plain
+    outputs, not metrics."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(smoke["path"]), str(clone)], check=True)
+    check_headline_shown(clone)
+    shown = dvc(["metrics", "show", "--json"], clone).stdout
+    assert "reports/headline.json" in shown and "reports/mnist_tips/metrics.json" not in shown, shown
+    for name, change in (
+        ("lr-a", "mnist_tips.variants.deep_relu_adam.learning_rate=0.01"),
+        ("ep-b", "mnist_tips.variants.unscaled.epochs=1"),
+    ):
+        dvc(["exp", "run", "--queue", "--name", name, "-S", change], clone)
+    check_headline_shown(clone, ("lr-a", "ep-b"))
 
 
 def test_two_workspace_experiments_at_once_publish_nothing_mixed(smoke):

@@ -4,13 +4,15 @@ pipeline but fails, naming the row and the claim, when one row is made worse on 
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 
 import pytest
+import yaml
 
-from lib.common.core import load_yaml
-from lib.results.claims import Outcome, check
+from lib.common.core import ConfigError, load_yaml
+from lib.results.claims import Outcome, check, headline, load_claims
 from tests.conftest import ROOT, dvc, restore_committed
 from tools.gate import derive, run_check
 from tools.gate import main as gate_main
@@ -52,6 +54,16 @@ TABLES = {
 def test_claim_checks(spec, holds):
     outcome = check({"id": "x", "text": "x", "check": spec}, TABLES)
     assert isinstance(outcome, Outcome) and outcome.holds is holds
+
+
+def test_the_headline_is_the_means_it_names_without_what_a_run_lacks(tmp_path):
+    spec = {"T.a": "t.a.accuracy", "T.b": "t.b.accuracy", "U.none": "t.none.epoch", "U.gone": "t.missing.accuracy"}
+    assert headline(TABLES, spec) == {"T": {"a": 0.9, "b": 0.5}}  # no value (no warning) and no figure: left out
+    for bad in ({"no_post": "t.a.accuracy"}, ["T.a"], {"T.a": 3}):
+        path = tmp_path / "claims.yaml"
+        path.write_text(yaml.safe_dump({"tolerance": {}, "claims": [], "headline": bad}))
+        with pytest.raises(ConfigError, match="headline: .* is not allowed; allowed: a mapping of <post>.<key>"):
+            load_claims(path)
 
 
 def test_derived_floors_pass_then_catch_a_drop():
@@ -141,8 +153,42 @@ def test_a_floors_file_that_checks_nothing_fails(tmp_path, capsys):
     assert "no metric and no claim to check" in capsys.readouterr().out
 
 
-def test_report_shows_every_table_and_claim(smoke):
-    report = (smoke["path"] / "reports" / "README.md").read_text()
+POST_VERDICTS = ("consistent", "outside", "95% interval", "| rank |", "| pass |", "**fail**", "means only", "hold")
+
+
+def test_a_smoke_report_names_its_profile_and_judges_nothing(smoke):
+    """The quick look is not the posts' setup: its report says so in its first line, and neither it nor the
+    tables judge a figure or a claim against the posts' (smaller nets, 2 epochs and less data are not
+    expected to give the posts' figures); the posts' figures stand beside ours."""
+    project = smoke["path"]
+    report = (project / "reports" / "README.md").read_text()
+    assert report.splitlines()[0] == "# Quick look: the `smoke` profile, not the posts' setup", report[:200]
+    for path in ("reports/README.md", "reports/mnist_tips/table.md", "reports/fashion/table.md"):
+        text = (project / path).read_text()
+        assert not [word for word in POST_VERDICTS if word in text], (path, text)
+        assert "not judged against the posts'" in text, path
+    assert "| 6 | `deep_relu_adam` | 0.9907 | " in report  # the post's figure, beside ours
+    assert "## The posts' claims" not in report and "Where we differ" not in report
+    verdicts = json.loads((project / "reports" / "verdicts.json").read_text())
+    assert verdicts == {"profile": "smoke", "figures": {}, "counts": {}, "claims": {}}
+
+
+def judged_report(project, tmp_path) -> str:
+    """The report stage's command from dvc.yaml, run on the smoke runs as if they were the posts' setup."""
+    params = load_yaml(project / "params.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "profile": "posts"}))
+    cmd = load_yaml(project / "dvc.yaml")["stages"]["report"]["cmd"]
+    for out in ("README.md", "verdicts.json", "headline.json"):
+        cmd = cmd.replace(f"reports/{out}", str(tmp_path / out))
+    subprocess.run(
+        [*shlex.split(cmd), "--params", str(tmp_path / "params.yaml")], cwd=project, check=True, capture_output=True
+    )
+    return (tmp_path / "README.md").read_text()
+
+
+def test_report_shows_every_table_and_claim(smoke, tmp_path):
+    """The report's judged form (the posts' setup), rendered from the smoke runs."""
+    report = judged_report(smoke["path"], tmp_path)
     for heading in (
         "## MNIST tips",
         "### Dense nets, 2-fold cross-validation, 24 epochs",

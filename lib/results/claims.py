@@ -78,6 +78,11 @@ def load_claims(path: Path) -> dict:
     if bad:
         raise ConfigError(f"{path}: claims: {repr(bad[0])[:80]} is not allowed; allowed: a list of claims, each a "
                           "mapping with an id")
+    headline = data.get("headline", {})
+    if not isinstance(headline, dict) or not all(isinstance(k, str) and "." in k and isinstance(a, str)
+                                                 for k, a in headline.items()):
+        raise ConfigError(f"{path}: headline: {repr(headline)[:80]} is not allowed; allowed: a mapping of "
+                          "<post>.<key>: <table>.<metric address>")
     for claim in claims:
         if claim.get("source") not in SOURCES:
             raise ConfigError(f"{path}: claim {claim.get('id')!r}: source {claim.get('source')!r} is not allowed; "
@@ -94,6 +99,21 @@ def lookup(tables: dict, address: str, end: str | None = None, tolerance: dict |
     if tolerance is None or node["mean"] is None:
         return node["mean"]
     return seed_interval(node, tolerance_for(address.split(".")[-1], tolerance))[end]
+
+
+def headline(tables: dict, spec: dict) -> dict:
+    """claims.yaml's `headline` -> {post: {key: the figure's mean over seeds}} (reports/headline.json);
+    a figure this run does not have (a smaller profile, a removed variant) is left out."""
+    found = {}
+    for name, address in spec.items():
+        try:
+            value = lookup(tables, address)
+        except KeyError:
+            continue
+        if value is not None:
+            post, _, key = name.partition(".")
+            found.setdefault(post, {})[key] = value
+    return found
 
 
 def check(claim: dict, tables: dict, tolerance: dict | None = None) -> Outcome:

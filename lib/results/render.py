@@ -11,6 +11,7 @@ from lib.results.other_backend import gap_pattern
 from lib.results.runs import METRICS
 from lib.results.stats import WARNING, interval_verdict, post_rank, seed_interval, tolerance_for
 
+POSTS = "posts"  # params' `profile` of the posts' own setup, the one whose figures are judged against theirs
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # how the tables name a Keras backend
 WARNING_FIGURES = tuple(zip(WARNING, (1, 3, 3)))  # an overfitting warning's figures, with their digits
 
@@ -27,10 +28,14 @@ def format_mean_std(entry: dict | None, digits: int = 4, seeds: bool = False) ->
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}" + (f" ({entry['seeds']})" if seeds else "")
 
 
-def figure(entry: dict | None, post, metric: str, tolerance: dict, digits: int) -> tuple[list[str], dict]:
+def figure(entry: dict | None, post, metric: str, tolerance: dict | None, digits: int) -> tuple[list[str], dict]:
     """A figure against the post's: its cells as every table shows them (post | mean ± std (n) | 95% interval
-    | rank | verdict) and its record for reports/verdicts.json."""
+    | rank | verdict) and its record for reports/verdicts.json; without `tolerance` (a profile that is not the
+    posts' setup, see `judging`) only post | mean ± std (n), not judged."""
     entry = entry or {}
+    if tolerance is None:
+        shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
+        return [shown, format_mean_std(entry, digits, seeds=True)], {"verdict": "-"}
     interval = seed_interval(entry, tolerance_for(metric, tolerance)) if entry.get("mean") is not None else {}
     record = {"post": post, "mean": entry.get("mean"), "std": entry.get("std"), "n": interval.get("n"),
               "low": interval.get("low"), "high": interval.get("high"), "widened": interval.get("widened"),
@@ -53,14 +58,29 @@ def figure_row(first: list[str], entries: dict, refs: dict, figures, tolerance: 
     `beside`'s figure after the post's where given; each verdict is appended to `verdicts`."""
     cells = list(first)
     for metric, digits in figures:
-        (post, *rest), _ = figure(entries[metric], refs.get(metric), metric, tolerance, digits)
+        (post, *rest), record = figure(entries[metric], refs.get(metric), metric, tolerance, digits)
         cells += [post, *([format_mean_std(beside[metric], digits, seeds=True)] if beside else []), *rest]
-        verdicts.append(rest[-1])
+        verdicts.append(record["verdict"])
     return cells
 
 
-def verdict_rule(tolerance: dict) -> list[str]:
+def judging(profile: str, tolerance: dict) -> dict | None:
+    """The tolerances to judge our figures against the posts' with, or None where params' `profile` is not
+    the posts' setup (`tools.smoke` writes `smoke`): smaller nets, fewer epochs and less data are not
+    expected to give the posts' figures, so their tables show both figures and judge neither."""
+    return tolerance if profile == POSTS else None
+
+
+def columns(header: str, tolerance: dict | None) -> str:
+    """A table header, without its interval, rank and verdict columns where nothing is judged."""
+    return header if tolerance is not None else header.replace(" | 95% interval | rank | verdict", "")
+
+
+def verdict_rule(tolerance: dict | None) -> list[str]:
     """What the verdict and rank columns mean, for the tables and the report."""
+    if tolerance is None:
+        return ["These figures are not judged against the posts': this profile is not the posts' setup (see",
+                "params.yaml), so the intervals, ranks, verdicts and claims are left out."]
     minimum = ", ".join(f"{t['absolute']:g} for {kind}" for kind, t in tolerance.items())
     return [
         "A figure is *consistent* when the post's value lies inside the 95% prediction interval for one new run,",
@@ -74,6 +94,8 @@ def verdict_rule(tolerance: dict) -> list[str]:
 def count_verdicts(verdicts: list[str], whose: str = "our") -> str:
     """'k of the N figures ... consistent, m outside': the count a post's section states."""
     judged = [v for v in verdicts if v != "-"]
+    if not judged:
+        return "Not judged: this profile is not the post's setup."
     inside = sum(v == "consistent" for v in judged)
     return (f"{inside} of the post's {len(judged)} figures lie inside {whose} 95% prediction interval (consistent), "
             f"{len(judged) - inside} outside.")
@@ -98,8 +120,8 @@ def mnist_rows(summary: dict, reference: dict, tolerance: dict) -> list[str]:
     verdicts = []
     rows = [figure_row([str(reference.get(v, {}).get("row", "-")), f"`{v}`"], summary[v], reference.get(v, {}),
                        [(m, 4) for m in METRICS], tolerance, verdicts) for v in in_post_order(summary, reference)]
-    header = ("row | variant | post train | reproduced train | 95% interval | rank | verdict | post test "
-              "| reproduced test | 95% interval | rank | verdict")
+    header = columns("row | variant | post train | reproduced train | 95% interval | rank | verdict | post test "
+                     "| reproduced test | 95% interval | rank | verdict", tolerance)
     return [*md_table(header, rows), "", count_verdicts(verdicts)]
 
 
@@ -124,7 +146,7 @@ def render_table(summary: dict, reference: dict, tolerance: dict, seeds: list[in
              f"({', '.join(map(str, seeds))}).",
              *verdict_rule(tolerance), "", *mnist_rows(summary, reference, tolerance)]
     runs, data = other
-    if runs:
+    if runs and tolerance is not None:  # another backend's full run beside a smaller profile's would mislead
         label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
         rows = [[str(reference.get(v, {}).get("row", "-")), f"`{v}`",
                  f"{reference[v]['test_accuracy']:.4f}" if "test_accuracy" in reference.get(v, {}) else "-",
@@ -167,9 +189,9 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
              f"{settings['patience']} improves the fold-mean val_loss by more than {settings['min_decrease']:.0%} "
              "(the post's rule).", "",
              f"{h} Dense nets, {settings['k']}-fold cross-validation, {settings['epochs']} epochs", "",
-             *md_table("variant | post epoch | reproduced | 95% interval | rank | verdict | post val_loss | reproduced "
-                       "| 95% interval | rank | verdict | post val_accuracy | reproduced | 95% interval | rank "
-                       "| verdict", rows)]
+             *md_table(columns("variant | post epoch | reproduced | 95% interval | rank | verdict | post val_loss "
+                               "| reproduced | 95% interval | rank | verdict | post val_accuracy | reproduced "
+                               "| 95% interval | rank | verdict", tolerance), rows)]
     stopping = [[f"`{v}`", *(format_mean_std(cv[v]["early_stopping"][key], digits) for key, digits in
                              (("stopped_epoch", 1), ("best_epoch", 1), ("val_accuracy", 3)))]
                 for v in variants if "early_stopping" in cv[v]]
@@ -180,11 +202,13 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
              for m in ("test_loss", "test_accuracy")]
     cnn, cnn_refs = metrics["cnn"], reference.get("cnn", {}).get("warning", {})
     warning = [figure_row([m], cnn["warning"], cnn_refs, [(m, d)], tolerance, verdicts) for m, d in WARNING_FIGURES]
-    warning.append(["final-epoch val_accuracy", "-", format_mean_std(cnn["final_val_accuracy"], 3), "-", "-", "-"])
+    warning.append(["final-epoch val_accuracy", "-", format_mean_std(cnn["final_val_accuracy"], 3),
+                    *(["-"] * 3 if tolerance is not None else [])])
     lines += ["", f"{h} The chosen model ({settings['final']}) on the test set", "",
-              *md_table("metric | post | reproduced | 95% interval | rank | verdict", final),
+              *md_table(columns("metric | post | reproduced | 95% interval | rank | verdict", tolerance), final),
               "", f"{h} CNN, {settings['cnn_epochs']} epochs, validated on the test set as the post does", "",
-              *md_table("at the warning epoch | post | reproduced | 95% interval | rank | verdict", warning),
+              *md_table(columns("at the warning epoch | post | reproduced | 95% interval | rank | verdict", tolerance),
+                        warning),
               "", count_verdicts(verdicts), "", f"{h} Figures", "",
               *(f"![{v}]({figures}{v}.png)" for v in variants), f"![cnn]({figures}cnn.png)", "",
               "Each seed's overfitting warning epoch and the post's (its one run): the spread a single run can have.",
@@ -196,7 +220,7 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
                          backend: str = "tensorflow") -> list[str]:
     """Another backend's cross-validation beside ours and the post's, in two tables: the backend alone (the
     loss from the logits on both), and the val_loss definition alone (logits vs clipped, same weights)."""
-    if not other:
+    if not other or tolerance is None:
         return []
     h, ours, verdicts = "#" * level, BACKENDS.get(backend, backend), []
     cv, refs = metrics["cross_validation"], reference.get("cross_validation", {})
@@ -350,9 +374,10 @@ def verdicts_record(tables: dict, references: dict, tolerance: dict, outcomes: l
     return {"figures": figures, "counts": counts, "claims": {o.claim_id: claim_mark(o) for o in outcomes}}
 
 
-def report_lines(tables: dict, references: dict, tolerance: dict, outcomes: list, differences: list[dict], others: dict,
-                 params: dict, backend: str | None = None) -> list[str]:
-    """reports/README.md, line by line."""
+def report_lines(tables: dict, references: dict, tolerance: dict | None, outcomes: list, differences: list[dict],
+                 others: dict, params: dict, backend: str | None = None) -> list[str]:
+    """reports/README.md, line by line; without `tolerance` (see `judging`) a quick look that names its profile
+    first and shows our figures beside the posts' without judging them: no verdicts, claims or differences."""
     tips = tables["mnist_tips"]
     tips_seeds = sorted({e["test_accuracy"]["seeds"] for e in tips.values()})
     fashion_seeds = tables["fashion"]["final"]["test_accuracy"]["seeds"]
@@ -360,19 +385,25 @@ def report_lines(tables: dict, references: dict, tolerance: dict, outcomes: list
              else f"MNIST tips {'/'.join(map(str, tips_seeds))}, Fashion-MNIST {fashion_seeds} seeds")
     fashion, _ = render_sections(tables["fashion"], references["fashion"], tolerance, settings_of(params["fashion"]), 3,
                                  "fashion/figures/")
+    trained = f", trained with Keras 3 on {BACKENDS.get(backend, backend)}." if backend else "."
+    head = (["# Reproduction report", "",
+             "Generated by `dvc repro report` from the committed runs. Each post's figure is one training run; ours "
+             "are", "several seeds of each" + trained] if tolerance is not None else
+            [f"# Quick look: the `{params['profile']}` profile, not the posts' setup", "",
+             f"Generated by `dvc repro report` from this profile's runs ({seeds}{trained[:-1]}): the pipeline at a",
+             f"small scale, to show it working (the posts' setup is `profile: {POSTS}`)."])
+    judged = tolerance is not None
     return [
-        "# Reproduction report", "",
-        "Generated by `dvc repro report` from the committed runs. Each post's figure is one training run; ours are",
-        "several seeds of each" + (f", trained with Keras 3 on {BACKENDS.get(backend, backend)}." if backend else "."),
-        *verdict_rule(tolerance), "",
+        *head, *verdict_rule(tolerance), "",
         "## MNIST tips (keras-tips-mnist)", "",
         f"Accuracy from `evaluate` {settings_sentence(params)}, {'/'.join(map(str, tips_seeds))} seeds per row.",
-        "Details, and the same rows on Keras's JAX backend: [mnist_tips/table.md](mnist_tips/table.md).", "",
+        "Details" + (", and the same rows on Keras's JAX backend" if judged else "")
+        + ": [mnist_tips/table.md](mnist_tips/table.md).", "",
         *mnist_rows(tips, references["mnist_tips"], tolerance), "",
         "## Fashion-MNIST dense nets and CNN (fashion-mnist-dnn-cnn)", "",
         "Details: [fashion/table.md](fashion/table.md).", "",
         *fashion, "",
         "![one training image per class](fashion/classes.png)", "",
-        *claims_section(outcomes, seeds),
-        *differences_section({**tables, **others}, references, tolerance, differences),
+        *(claims_section(outcomes, seeds) if judged else []),
+        *(differences_section({**tables, **others}, references, tolerance, differences) if judged else []),
     ]
