@@ -5,8 +5,12 @@ or the reports the stages generate from them) or in the posts' figures under ref
 from __future__ import annotations
 
 import re
+from collections import Counter
 
+from lib.common.core import load_yaml
 from tests.conftest import ROOT
+from tools.dag import flowchart, in_readme
+from tools.run_parallel import pipeline
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+\.\d+(?![\w.])")
 
@@ -53,3 +57,42 @@ def test_the_check_catches_an_unbacked_figure():
     assert is_backed("0.9448", pool) and is_backed("0.94", pool) and is_backed("1.32", pool)
     assert not is_backed("0.87542", pool) and not is_backed("1.37", pool)
     assert figures("Python 3.11; val_accuracy 0.87542\n```\ndvc exp run -S lr=0.0001\n```\n") == ["0.87542"]
+
+
+def readme_counts() -> dict[str, int]:
+    """Each count of stages, units, seeds and folds README.md's prose gives, by the words around it, with what
+    the pipeline has (DVC's graph, params.yaml)."""
+    stages, _, deps = pipeline(ROOT)
+    group = Counter(stage.split("@")[0] for stage in stages)
+    tips = group["mnist_tips"] + group["mnist_tips_noisy"] + group["mnist_tips_unscaled"]
+    params = load_yaml(ROOT / "params.yaml")
+    return {
+        r"the (\d+) MNIST units,": tips,
+        r"(\d+) final dense nets and": group["fashion_final"],
+        r"dense nets and (\d+) CNNs": group["fashion_cnn"],
+        r"keeps the (\d+) cross-validation units": group["fashion_cv"],
+        r"per variant and seed \((\d+)\)": group["fashion_cv"],
+        r"The pipeline\shas (\d+) stages": len(stages),
+        r"for each of the (\d+) stages that declare\sparams": sum("params.yaml" in d for d in deps.values()),
+        r"rests on (\d+) seeds of every training unit": len(params["mnist_tips"]["seeds"]),
+        r"retrain of the (\d+) units that keep a model": tips + group["fashion_final"] + group["fashion_cnn"],
+        r"at most its (\d+) folds": params["fashion"]["cross_validation"]["k"],
+    }
+
+
+def test_the_readme_counts_are_the_pipeline_s():
+    readme = (ROOT / "README.md").read_text()
+    for pattern, count in readme_counts().items():
+        found = re.findall(pattern, readme)
+        assert found and {int(n) for n in found} == {count}, (pattern, found, count)
+
+
+def test_the_readme_pipeline_diagram_is_dvc_s_graph():
+    """README.md's Mermaid chart is what `python -m tools.dag` draws now: every stage of dvc.yaml, counted."""
+    readme = (ROOT / "README.md").read_text()
+    chart = flowchart(ROOT)
+    assert in_readme(readme, chart) == readme, (
+        "README's pipeline diagram is stale: python -m tools.dag --readme README.md"
+    )
+    for name in load_yaml(ROOT / "dvc.yaml")["stages"]:
+        assert f'  {name}["{name}' in chart, name
