@@ -58,6 +58,9 @@ def use_backend(backend: str):
     if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
         raise ConfigError(f"Keras is already loaded with another backend than {backend!r}")
     os.environ["KERAS_BACKEND"] = backend
+    # TensorFlow's C++ log below WARNING (its CPU-instruction notice) off, unless the user set a level: it is
+    # read once, as TensorFlow's library loads. Its oneDNN notice and absl's banner come before it is read.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
         import keras
     finally:
