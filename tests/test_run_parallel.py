@@ -368,6 +368,7 @@ def _free_port() -> int:
 
 
 def test_the_progress_line_estimates_from_this_runs_times_then_the_recorded_ones():
+    from tools.run_parallel import unchanged
     from tools.timing import Progress, duration
 
     now = [0.0]
@@ -383,6 +384,26 @@ def test_the_progress_line_estimates_from_this_runs_times_then_the_recorded_ones
     progress.finished("mnist_tips@deep_relu-3", 280.0)
     progress.finished("fashion_cnn@1")  # up to date: no time
     assert progress.line() == "progress: 4 of 4 stages done, 10 min elapsed, nothing left"
+    # A fresh clone's cross-validation unit: its one change a deleted dependency (data written again), so DVC
+    # will skip it; it counts as the time DVC takes to see that, not as its training.
+    status = {
+        "fashion_cv@dense64-0": [{"changed deps": {"data/prepared/fashion_dense.npz": "deleted"}}],
+        "fashion_cnn@0": [
+            {"changed deps": {"data/prepared/fashion_cnn.npz": "deleted"}},
+            {"changed outs": {"models/fashion/cnn/seed0.keras": "not in cache"}},
+        ],
+        "fashion_final@0": [{"changed deps": {"stages/fashion_final.py": "modified"}}],
+    }
+    found = unchanged(status, set(status))
+    assert found == {"fashion_cv@dense64-0"}
+    progress = Progress(
+        ["fashion_cv@dense64-0", "fashion_cnn@1"],
+        1,
+        {"fashion_cv@dense64-1": 900.0, **recorded},
+        found,
+        clock=lambda: now[0],
+    )
+    assert progress.line() == "progress: 0 of 2 stages done, under a minute elapsed, about 10 min left"  # 10 s + 600 s
     assert [duration(s) for s in (20, 90, 3600, 3 * 3600 + 65 * 60)] == [
         "under a minute",
         "2 min",

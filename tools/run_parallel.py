@@ -117,6 +117,13 @@ def only_missing(entries: list) -> dict[str, str] | None:
     return paths if len(paths) == sum(len(changes) for entry in entries for changes in entry.values()) else None
 
 
+def unchanged(status: dict, waits) -> set[str]:
+    """The stages to run whose `dvc status --json` says only that dependencies were deleted: data a stage
+    upstream writes again."""
+    return {stage for stage, entries in status.items()
+            if stage in waits and (paths := only_missing(entries)) and set(paths.values()) == {"deleted"}}
+
+
 def _reads(dep: str, out: str) -> bool:
     return dep == out or dep.startswith(out.rstrip("/") + "/") or out.startswith(dep.rstrip("/") + "/")
 
@@ -148,9 +155,11 @@ def allow_missing(status: dict, upstream: dict[str, set[str]], deps: dict[str, s
 
 
 def plan(root: Path, targets: list[str] | None = None,
-         missing_ok: bool = False) -> tuple[dict[str, set[str]], int, set[str], int]:
+         missing_ok: bool = False) -> tuple[dict[str, set[str]], int, set[str], int, set[str]]:
     """The stages to run (each with those it waits for), how many of the rest (of those `targets` need) are up
-    to date, those to run with --allow-missing, and how many only miss a cached output (with `missing_ok`)."""
+    to date, those to run with --allow-missing, how many only miss a cached output (with `missing_ok`), and
+    those whose one change is a deleted dependency: data a stage upstream writes again, byte for byte (the
+    data stages verify theirs), so DVC will find them unchanged (a fresh clone's cross-validation units)."""
     stages, upstream, deps = pipeline(root)
     status = json.loads(_dvc_output(root, "status", "--json") or "{}")
     unknown = set(status) - set(stages)
@@ -160,7 +169,7 @@ def plan(root: Path, targets: list[str] | None = None,
     waits = stale(changed, upstream, targets)
     considered = len(stages) if targets is None else len(wanted(targets, upstream))
     left_alone = sum(1 for stage, entries in status.items() if stage not in waits and only_missing(entries))
-    return waits, considered - len(waits), lenient, left_alone if missing_ok else 0
+    return waits, considered - len(waits), lenient, left_alone if missing_ok else 0, unchanged(status, waits)
 
 
 def _child_setup() -> None:
@@ -245,7 +254,7 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
     from distributed import Event, as_completed, wait
 
     counts = {} if counts is None else counts
-    waits, up_to_date, lenient, left_alone = plan(root, targets, missing_ok)
+    waits, up_to_date, lenient, left_alone, expected = plan(root, targets, missing_ok)
     total = len(waits)
     note = f" ({left_alone} of them only miss a cached output, left alone: --allow-missing)" if left_alone else ""
     _progress(f"{total} stages to check (changed, or downstream of a change; DVC skips those whose inputs turn out "
@@ -261,7 +270,7 @@ def run(root: Path, client, times=None, counts: dict | None = None, targets: lis
     stage_of = {future.key: stage for stage, future in futures.items()}
     ended = {status: [] for status in OUTCOMES}  # the stages that ended so, in the order they did
     workers = len(client.scheduler_info()["workers"])
-    progress = Progress(list(waits), workers, recorded_seconds(root))
+    progress = Progress(list(waits), workers, recorded_seconds(root), expected)
     _progress(progress.line())
     ticking = threading.Event()
 

@@ -97,13 +97,18 @@ def duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
+SKIP_S = 10.0  # a stage DVC finds unchanged: its start and the check of its dependencies' hashes, about
+
+
 class Progress:
     """The line a person can plan a run by: stages done of all, time elapsed and time left, estimated for each
     stage still to run from this run's times of its kind of stage, else from the recorded times (RECORDED), and
-    shared among the workers."""
+    shared among the workers; a stage expected `unchanged` (DVC will skip it) as the time DVC takes to see that."""
 
-    def __init__(self, stages: list[str], workers: int, recorded: dict[str, float], clock=time.monotonic):
+    def __init__(self, stages: list[str], workers: int, recorded: dict[str, float], unchanged=frozenset(),
+                 clock=time.monotonic):
         self.pending, self.workers, self.recorded, self.clock = set(stages), max(workers, 1), recorded, clock
+        self.unchanged = set(unchanged)
         self.total, self.started, self.seen = len(stages), clock(), {}
         self.by_kind: dict[str, list[float]] = {}
         for stage, seconds in recorded.items():
@@ -115,6 +120,8 @@ class Progress:
             self.seen.setdefault(kind_of(stage), []).append(seconds)
 
     def estimate(self, stage: str) -> float:
+        if stage in self.unchanged:
+            return SKIP_S
         kind = kind_of(stage)
         for found in (self.seen.get(kind), [self.recorded[stage]] if stage in self.recorded else None,
                       self.by_kind.get(kind)):
