@@ -181,3 +181,16 @@ def test_the_committed_tables_and_report_regenerate_byte_identical(stage, tmp_pa
         assert files, out
         for name in files:
             assert (written / name).read_bytes() == (committed / name).read_bytes(), (stage, out, name)
+
+
+def test_a_verdict_word_in_a_text_is_the_computed_verdict():
+    """differences.yaml writes `{verdict of <figure>}` where it states a verdict, so a run whose verdict differs
+    (another profile, an experiment) never reads "consistent" beside a table that says "outside"."""
+    text = "its train accuracy is {verdict of t.a.train_accuracy} ({t.a.train_accuracy.mean:.2f})"
+    tables = {"t": {"a": {"train_accuracy": {"mean": 0.5}}}}
+    assert fill(text, tables, {"t.a.train_accuracy": "outside"}) == "its train accuracy is outside ours (0.50)"
+    assert fill(text, tables, {"t.a.train_accuracy": "consistent"}).startswith("its train accuracy is consistent with")
+    assert "no verdict in this run" in fill(text, tables, {})
+    for entry in load_differences(ROOT / "reference" / "differences.yaml"):
+        fixed = re.sub(r"\{verdict of [^}]+\}", "", entry["text"])
+        assert not re.search(r"\bconsistent\b|within its interval|inside (its|our) interval", fixed), entry["text"]

@@ -309,8 +309,18 @@ def claims_section(outcomes, seeds: str) -> list[str]:
     return lines
 
 
-def fill(text: str, tables: dict) -> str:
-    """A differences.yaml text with each `{table.path:format}` replaced by that figure (the seed mean), if any."""
+VERDICT_WORDS = {"consistent": "consistent with ours", "outside": "outside ours"}  # for `{verdict of ...}`
+
+
+def fill(text: str, tables: dict, verdicts: dict[str, str] | None = None) -> str:
+    """A differences.yaml text with each `{table.path:format}` replaced by that figure (the seed mean), if any,
+    and each `{verdict of table.path}` by the figure's computed verdict (`verdicts`: address -> verdict), so
+    that no verdict word in the report is fixed prose."""
+    def verdict(match: re.Match) -> str:
+        found = (verdicts or {}).get(match[1])
+        return VERDICT_WORDS.get(found, f"(`{match[1]}`: no verdict in this run)")
+    text = re.sub(r"\{verdict of ([A-Za-z0-9_.]+)\}", verdict, text)
+
     def one(match: re.Match) -> str:
         try:
             value = lookup(tables, match[1])
@@ -344,13 +354,16 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
              "The numbers in the text are seed means from the committed results.", ""]
     # One item per entry of differences.yaml (its figures together), then the unexplained ones.
     groups: dict[int, list] = {}
-    for address, cells, _ in figure_verdicts(tables, references, tolerance):
+    found = figure_verdicts(tables, references, tolerance)
+    for address, cells, _ in found:
         if cells[-1] == "outside":
             groups.setdefault(id(by_figure.get(address)), []).append((address, cells))
     if not groups:
         lines.append("No figure of the posts lies outside its interval.")
+    verdicts = {address: record["verdict"] for address, _, record in found}
+
     def cause(entry: dict) -> str:
-        return f"*{entry['found'].capitalize()}:* {fill(entry['text'], tables)}"
+        return f"*{entry['found'].capitalize()}:* {fill(entry['text'], tables, verdicts)}"
     for figures in groups.values():
         entry = by_figure.get(figures[0][0])
         shown = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}"
