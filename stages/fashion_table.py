@@ -16,7 +16,7 @@ from lib.results.claims import load_claims, load_reference
 from lib.results.figures import plot_curves, plot_warning_epochs
 from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import expected_params, other_backend
-from lib.results.render import judging, render_other_backend, render_sections, settings_of, verdict_rule
+from lib.results.render import BACKENDS, judging, render_other_backend, render_sections, settings_of, verdict_rule
 from lib.results.runs import confusion_rows, read_curves, read_json, summarize_cv, warning_epochs, write_curves
 from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
 from lib.train.configs import CrossValidation, OverfittingRule, cnn_unit, cv_unit, final_unit
@@ -82,7 +82,7 @@ def main(argv: list[str] | None) -> None:
         "# Fashion-MNIST: reproduced tables", "",
         f"Mean ± sample std over the seeds {', '.join(map(str, seeds))}. The warning is taken on the "
         "per-epoch mean over",
-        "folds, as the post's `visualize()` does.",
+        f"folds, as the post's `visualize()` does. Trained with Keras 3 on {BACKENDS.get(backend, backend)}.",
         *verdict_rule(tolerance),
         *sections,
     ]) + "\n"

@@ -1,5 +1,5 @@
 """MNIST tips table: every (variant, seed) run gathered into mean +- std per variant, written as the
-table `post | reproduced | interval | rank | verdict` next to a small metrics file for `dvc exp show`
+table `post | reproduced | interval | rank, p | statistical | practical` beside its summary (metrics.json)
 and the per-epoch curves for `dvc plots`."""
 
 from __future__ import annotations

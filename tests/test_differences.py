@@ -52,7 +52,7 @@ def test_outside_figures_are_listed_with_their_entry_or_as_not_investigated():
     ]
     text = "\n".join(differences_section(TABLES, REFERENCES, TOLERANCE, entries))
     assert "- `mnist_tips.adam.test_accuracy`: post 0.9217, ours 0.9550 ± 0.0030 (3)" in text
-    assert "the post's rank 1/4." in text
+    assert "the post's rank 1/4, p 0.50, beyond the tolerance of our mean." in text
     assert "*Candidates tested:* Train 0.991; missing (`mnist_tips.sgd.test_accuracy`: not in this run)." in text
     # relu's test accuracy (0.80 vs 0.95 +- 0.01) is outside and has no entry; train figures are inside.
     assert "- `mnist_tips.relu.test_accuracy`: post 0.8000" in text and "*No cause investigated yet.*" in text
@@ -78,20 +78,25 @@ def test_the_verdicts_file_holds_every_figure_its_interval_rank_and_verdict_and_
         f"mnist_tips.{v}.{m}" for v in ("adam", "relu") for m in ("test_accuracy", "train_accuracy")
     }
     adam = record["figures"]["mnist_tips.adam.test_accuracy"]
-    # 0.955 +- t(0.975, 2) * 0.003 * sqrt(4/3) = 0.955 +- 0.014906, widened to the 0.02 tolerance.
+    # 0.955 +- t(0.975, 2) * 0.003 * sqrt(4/3) = 0.955 +- 0.014906 over the seeds alone; the post's 0.9217 is
+    # below every seed (rank 1 of 4: p = 2/4) and 0.0333 from our mean, past the 0.02 tolerance.
     assert adam == {
         "post": 0.9217,
         "mean": 0.955,
         "std": 0.003,
         "n": 3,
-        "low": 0.935,
-        "high": 0.975,
-        "widened": True,
+        "low": 0.940095,
+        "high": 0.969905,
         "rank": 1.0,
-        "verdict": "outside",
+        "p": 0.5,
+        "degenerate": "",
+        "statistical": "outside",
+        "practical": "beyond tol.",
     }
-    assert record["figures"]["mnist_tips.relu.train_accuracy"]["rank"] == 2.5  # tied with all three seeds
-    assert record["counts"] == {"mnist_tips": {"consistent": 2, "outside": 2}}
+    relu = record["figures"]["mnist_tips.relu.train_accuracy"]  # three equal seeds, the post's value among them
+    assert (relu["rank"], relu["p"], relu["degenerate"]) == (2.5, 1.0, "3 of 3 seeds equal")
+    assert (relu["statistical"], relu["practical"]) == ("consistent", "within tol.")
+    assert record["counts"] == {"mnist_tips": {"figures": 4, "consistent": 2, "within_tolerance": 2}}
     assert record["claims"] == {"a": "pass", "b": "means only", "c": "fail", "d": "not measured"}
 
 
@@ -145,11 +150,14 @@ def test_every_figure_outside_in_the_committed_report_has_its_entry():
     import json
 
     verdicts = json.loads((ROOT / "reports/verdicts.json").read_text(encoding="utf-8"))
-    outside = {address for address, record in verdicts["figures"].items() if record["verdict"] == "outside"}
-    assert sum(c["outside"] for c in verdicts["counts"].values()) == len(outside)
+    outside = {address for address, record in verdicts["figures"].items() if record["statistical"] == "outside"}
+    assert sum(c["figures"] - c["consistent"] for c in verdicts["counts"].values()) == len(outside)
     named = {f for e in load_differences(ROOT / "reference/differences.yaml") for f in e.get("figures", [])}
-    assert outside - named == set()
-    assert "No cause investigated yet" not in (ROOT / "reports/README.md").read_text(encoding="utf-8")
+    # One outside yet within the tolerance of our mean may go unexplained, and the report says it is so.
+    assert all(verdicts["figures"][f]["practical"] == "within tol." for f in outside - named), outside - named
+    report = (ROOT / "reports/README.md").read_text(encoding="utf-8")
+    assert "No cause investigated yet" not in report
+    assert ("Within the tolerance; no cause investigated." in report) == bool(outside - named)
 
 
 @pytest.mark.parametrize("stage", ["mnist_tips_table", "fashion_table", "report"])

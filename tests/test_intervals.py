@@ -6,7 +6,15 @@ import math
 import pytest
 
 from lib.results.claims import check
-from lib.results.stats import interval_verdict, post_rank, prediction_interval
+from lib.results.render import figure
+from lib.results.stats import (
+    degenerate,
+    interval_verdict,
+    post_rank,
+    practical_verdict,
+    prediction_interval,
+    rank_p_value,
+)
 
 T_975 = {2: 4.3026527, 9: 2.2621572}  # Student's t quantiles, as printed in tables (7 decimals)
 
@@ -78,6 +86,67 @@ def test_rank_with_one_seed_identical_values_and_missing_ones():
     assert post_rank([0.5], 0.6) == 2 and post_rank([0.5], 0.5) == 1.5
     assert post_rank([7, 7, 7], 7) == 2.5  # ties share the mean rank of 1..4
     assert post_rank([None, 12, 14], 13) == 2 and post_rank([None], 13) is None and post_rank([1.0], None) is None
+
+
+@pytest.mark.parametrize(
+    "rank, n, p",
+    [
+        (1, 10, 2 / 11),
+        (11, 10, 2 / 11),
+        (6, 10, 1.0),
+        (2, 10, 4 / 11),
+        (10.5, 10, 3 / 11),
+        (2.5, 3, 1.0),
+        (1, 1, 1.0),
+        (1.5, 1, 1.0),
+        (1, 3, 0.5),
+        (4, 3, 0.5),
+    ],
+)
+def test_the_rank_p_value_assumes_nothing_of_the_seeds(rank, n, p):
+    """Were the post one more run, its rank among n + 1 would be uniform: two-sided p = 2 min(r, n + 2 - r)/(n + 1),
+    at most 1; a half rank (a tie) lies between; one seed can never tell (p = 1)."""
+    assert rank_p_value(rank, n) == pytest.approx(p)
+
+
+def test_no_rank_no_p_value():
+    assert rank_p_value(None, 10) is None and rank_p_value(1, 0) is None
+
+
+def test_degenerate_seeds_are_flagged():
+    assert degenerate([0.5]) == "one seed"
+    assert degenerate([0.7, 0.7, 0.7]) == "3 of 3 seeds equal"
+    assert degenerate([0.1135] * 8 + [0.1, 0.2]) == "8 of 10 seeds equal"  # row 1's stuck net
+    assert degenerate([1, 1, 2, 2]) == "" and degenerate([1, 1, 2]) == "2 of 3 seeds equal"  # half is not most
+    assert degenerate([None, 0.4, 0.5]) == "" and degenerate([0.1, 0.2, 0.3]) == ""
+
+
+def test_the_practical_verdict_is_the_distance_to_our_mean_against_the_tolerance():
+    assert (
+        practical_verdict(0.90, 0.92, 0.02) == "within tol." and practical_verdict(0.90, 0.9201, 0.02) == "beyond tol."
+    )
+    assert practical_verdict(15.0, 12.0, 3) == "within tol." and practical_verdict(None, 0.5, 0.02).startswith("beyond")
+    assert practical_verdict(0.9, None, 0.02) == "-"
+
+
+def test_a_figure_past_every_seed_is_outside_though_within_the_tolerance():
+    """The case the tolerance floor used to decide: ten tight seeds below the post's 0.921 (the CNN's
+    val_accuracy). The seeds-only interval excludes it (statistical: outside, rank 11/11, p = 2/11), yet it
+    is 0.005 from our mean (practical: within the 0.02 tolerance)."""
+    values = [0.914, 0.915, 0.916, 0.917, 0.915, 0.916, 0.914, 0.918, 0.917, 0.918]
+    entry = {"mean": sum(values) / 10, "std": 0.0015, "seeds": 10, "values": values}
+    cells, record = figure(entry, 0.921, "val_accuracy", {"accuracy": {"absolute": 0.02}}, 3)
+    assert record["statistical"] == "outside" and record["practical"] == "within tol."
+    assert record["rank"] == 11 and record["p"] == pytest.approx(2 / 11, abs=1e-4) and record["high"] < 0.921
+    assert cells[3:] == ["11/11, p 0.18", "outside", "within tol."]
+    tied, _ = figure(
+        {"mean": 0.1135, "std": 0.0, "seeds": 3, "values": [0.1135] * 3},
+        0.1363,
+        "test_accuracy",
+        {"accuracy": {"absolute": 0.02}},
+        4,
+    )
+    assert tied[4] == "outside (3 of 3 seeds equal)" and tied[5] == "beyond tol."
 
 
 # a: 0.91 +- 4.3027 * 0.01 * sqrt(4/3) = 0.8603 to 0.9597; b: 0.55 +- 0.2484 = 0.3016 to 0.7984

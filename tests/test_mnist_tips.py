@@ -162,11 +162,15 @@ def test_summary_and_table(tmp_path):
     )
     # n = 2: mean +- 12.7062 * s * sqrt(1.5). Train: 0.91 +- 0.2201, the post's 0.5 below both
     # seeds and the interval; test: 0.82 +- 0.4402 (shown within 0-1), the post's 0.9 above both.
+    # Both 0.41 and 0.08 from our means: beyond the 0.02 tolerance. Rank 1 (3) of 3: p = 2/3.
     assert (
-        "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 (2) | 0.6899 to 1.0000 | 1/3 | outside "
-        "| 0.9000 | 0.8200 ± 0.0283 (2) | 0.3798 to 1.0000 | 3/3 | consistent |"
+        "| 1 | `mse` | 0.5000 | 0.9100 ± 0.0141 (2) | 0.6899 to 1.0000 | 1/3, p 0.67 | outside | beyond tol. "
+        "| 0.9000 | 0.8200 ± 0.0283 (2) | 0.3798 to 1.0000 | 3/3, p 0.67 | consistent | beyond tol. |"
     ) in table
-    assert "1 of the post's 2 figures lie inside our 95% prediction interval (consistent), 1 outside." in table
+    assert (
+        "Of the post's 2 figures, 1 lie inside our 95% prediction interval (statistical: consistent) and 0 within "
+        "the tolerance of our mean (practical)."
+    ) in table
     assert "Accuracy from `evaluate` after 2 epochs, mean ± sample std over 2 seed(s) (0, 1)" in table
     assert mean_std([0.5])["std"] == 0.0
     with pytest.raises(DataError, match="seed2/metrics.json: missing"):

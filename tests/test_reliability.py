@@ -667,7 +667,8 @@ BAD_PIPELINE_PARAMS = [
     (
         "a misspelled section",
         lambda p: p.update(fashon={"seeds": [0]}),
-        "error: params: unknown key(s) fashon; allowed: datasets, fetch, preprocess, training, mnist_tips, fashion",
+        "error: params: unknown key(s) fashon; allowed: profile, datasets, fetch, preprocess, training, mnist_tips, "
+        "fashion",
     ),
     (
         "seed beside seeds",

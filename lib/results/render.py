@@ -9,7 +9,16 @@ from lib.common.paths import NOISY
 from lib.results.claims import in_post_order, lookup
 from lib.results.other_backend import gap_pattern
 from lib.results.runs import METRICS
-from lib.results.stats import WARNING, interval_verdict, post_rank, seed_interval, tolerance_for
+from lib.results.stats import (
+    WARNING,
+    degenerate,
+    interval_verdict,
+    post_rank,
+    practical_verdict,
+    prediction_interval,
+    rank_p_value,
+    tolerance_for,
+)
 
 POSTS = "posts"  # params' `profile` of the posts' own setup, the one whose figures are judged against theirs
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # how the tables name a Keras backend
@@ -28,39 +37,46 @@ def format_mean_std(entry: dict | None, digits: int = 4, seeds: bool = False) ->
     return f"{entry['mean']:.{digits}f} ± {entry['std']:.{digits}f}" + (f" ({entry['seeds']})" if seeds else "")
 
 
+JUDGED = " | 95% interval | rank, p | statistical | practical"  # the judged columns after a figure's
+
+
 def figure(entry: dict | None, post, metric: str, tolerance: dict | None, digits: int) -> tuple[list[str], dict]:
     """A figure against the post's: its cells as every table shows them (post | mean ± std (n) | 95% interval
-    | rank | verdict) and its record for reports/verdicts.json; without `tolerance` (a profile that is not the
-    posts' setup, see `judging`) only post | mean ± std (n), not judged."""
+    | rank, p | statistical | practical, see `verdict_rule`) and its record for reports/verdicts.json; without
+    `tolerance` (a profile that is not the posts' setup, see `judging`) only post | mean ± std (n)."""
     entry = entry or {}
-    if tolerance is None:
-        shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
-        return [shown, format_mean_std(entry, digits, seeds=True)], {"verdict": "-"}
-    interval = seed_interval(entry, tolerance_for(metric, tolerance)) if entry.get("mean") is not None else {}
-    record = {"post": post, "mean": entry.get("mean"), "std": entry.get("std"), "n": interval.get("n"),
-              "low": interval.get("low"), "high": interval.get("high"), "widened": interval.get("widened"),
-              "rank": post_rank(entry.get("values") or [entry["mean"]], post) if interval else None,
-              "verdict": interval_verdict(interval, post)}
     shown = "-" if post is None else f"{post:.{digits}f}" if isinstance(post, float) else str(post)
+    if tolerance is None:
+        return [shown, format_mean_std(entry, digits, seeds=True)], {"statistical": "-", "practical": "-"}
+    values = entry.get("values") or [entry.get("mean")]  # a figure summarised without its seeds: one run
+    interval = prediction_interval(values, 0.0) if entry.get("mean") is not None else {}
+    rank = post_rank(values, post) if interval else None
+    record = {"post": post, "mean": entry.get("mean"), "std": entry.get("std"), "n": interval.get("n"),
+              "low": interval.get("low"), "high": interval.get("high"), "rank": rank,
+              "p": None if rank is None else round(rank_p_value(rank, interval["n"]), 4),
+              "degenerate": degenerate(values) if interval else "",
+              "statistical": interval_verdict(interval, post),
+              "practical": practical_verdict(entry.get("mean"), post, tolerance_for(metric, tolerance)["absolute"])}
     if not interval:
-        return [shown, "none", "-", "-", record["verdict"]], record
+        return [shown, "none", "-", "-", record["statistical"], record["practical"]], record
     # Shown within what the figure can be (an accuracy in 0-1, a loss or an epoch above 0); the
     # verdict uses the interval itself, and a post's figure always lies within those limits.
     low, high = max(interval["low"], 0.0), min(interval["high"], 1.0) if "accuracy" in metric else interval["high"]
-    shown_interval = f"{low:.{digits}f} to {high:.{digits}f}" + (" (tol.)" if interval["widened"] else "")
-    rank = "-" if record["rank"] is None else f"{record['rank']:g}/{interval['n'] + 1}"
-    return [shown, format_mean_std(entry, digits, seeds=True), shown_interval, rank, record["verdict"]], record
+    ranked = "-" if rank is None else f"{rank:g}/{interval['n'] + 1}, p {record['p']:.2f}"
+    statistical = record["statistical"] + (f" ({record['degenerate']})" if record["degenerate"] else "")
+    return [shown, format_mean_std(entry, digits, seeds=True), f"{low:.{digits}f} to {high:.{digits}f}", ranked,
+            statistical, record["practical"]], record
 
 
 def figure_row(first: list[str], entries: dict, refs: dict, figures, tolerance: dict, verdicts: list,
                beside: dict | None = None) -> list[str]:
     """A row: `first`, then each (metric, digits) figure of `entries` against the post's `refs`, with
-    `beside`'s figure after the post's where given; each verdict is appended to `verdicts`."""
+    `beside`'s figure after the post's where given; each figure's record is appended to `verdicts`."""
     cells = list(first)
     for metric, digits in figures:
         (post, *rest), record = figure(entries[metric], refs.get(metric), metric, tolerance, digits)
         cells += [post, *([format_mean_std(beside[metric], digits, seeds=True)] if beside else []), *rest]
-        verdicts.append(record["verdict"])
+        verdicts.append(record)
     return cells
 
 
@@ -72,8 +88,8 @@ def judging(profile: str, tolerance: dict) -> dict | None:
 
 
 def columns(header: str, tolerance: dict | None) -> str:
-    """A table header, without its interval, rank and verdict columns where nothing is judged."""
-    return header if tolerance is not None else header.replace(" | 95% interval | rank | verdict", "")
+    """A table header, each `{J}` the judged columns, or nothing where nothing is judged."""
+    return header.replace("{J}", JUDGED if tolerance is not None else "")
 
 
 def verdict_rule(tolerance: dict | None) -> list[str]:
@@ -83,22 +99,28 @@ def verdict_rule(tolerance: dict | None) -> list[str]:
                 "params.yaml), so the intervals, ranks, verdicts and claims are left out."]
     minimum = ", ".join(f"{t['absolute']:g} for {kind}" for kind, t in tolerance.items())
     return [
-        "A figure is *consistent* when the post's value lies inside the 95% prediction interval for one new run,",
-        "mean ± t(0.975, n-1) · s · √(1 + 1/n) over our n seeds (s: the sample std), else *outside*; the interval is",
-        f"never narrower than ± the tolerance in `claims.yaml` ({minimum}; marked \"tol.\" where",
-        "that minimum decides). Rank: the post's place among itself and our seeds' values, from the lowest",
-        "(n + 1 of n + 1: above every seed).",
+        "Each figure gets two verdicts, for two questions. *Statistical*, could one run of ours give the post's?",
+        "*consistent* when it lies inside the 95% prediction interval for one new run, mean ± t(0.975, n-1) · s ·",
+        "√(1 + 1/n) over our n seeds alone (s: the sample std), else *outside*. *Practical*, is the difference",
+        "too small to matter? *within tol.* when the post's figure is within the tolerance in `claims.yaml` of our",
+        f"mean ({minimum}), else *beyond tol.*",
+        "Rank: the post's place among itself and our seeds' values, from the lowest (n + 1 of n + 1: above every",
+        "seed); p: how often a rank that far out would come, were the post one more run of ours, assuming nothing",
+        "of their distribution (2/(n + 1) at either end). Where most seeds are equal (or there is one), the",
+        "statistical verdict says so: its interval then rests on almost no spread, and the rank is the better guide.",
     ]
 
 
-def count_verdicts(verdicts: list[str], whose: str = "our") -> str:
-    """'k of the N figures ... consistent, m outside': the count a post's section states."""
-    judged = [v for v in verdicts if v != "-"]
+def count_verdicts(records: list[dict], whose: str = "our") -> str:
+    """Both counts a post's section states: of its figures, how many are statistically consistent, how many
+    within the tolerance."""
+    judged = [r for r in records if r["statistical"] != "-"]
     if not judged:
         return "Not judged: this profile is not the post's setup."
-    inside = sum(v == "consistent" for v in judged)
-    return (f"{inside} of the post's {len(judged)} figures lie inside {whose} 95% prediction interval (consistent), "
-            f"{len(judged) - inside} outside.")
+    inside = sum(r["statistical"] == "consistent" for r in judged)
+    close = sum(r["practical"] == "within tol." for r in judged)
+    return (f"Of the post's {len(judged)} figures, {inside} lie inside {whose} 95% prediction interval "
+            f"(statistical: consistent) and {close} within the tolerance of {whose} mean (practical).")
 
 
 def settings_sentence(params: dict) -> str:
@@ -115,14 +137,26 @@ def settings_sentence(params: dict) -> str:
     return f"after {epoch_words} on {image_words}"
 
 
+def project_variant(reference_entry: dict) -> bool:
+    """A variant of ours, not a row of the post (its reference entry says `source: project`): judged against
+    the post's row it varies, and counted apart."""
+    return reference_entry.get("source") == "project"
+
+
 def mnist_rows(summary: dict, reference: dict, tolerance: dict) -> list[str]:
-    """The MNIST tips table in the post's order, then its count of verdicts."""
-    verdicts = []
-    rows = [figure_row([str(reference.get(v, {}).get("row", "-")), f"`{v}`"], summary[v], reference.get(v, {}),
-                       [(m, 4) for m in METRICS], tolerance, verdicts) for v in in_post_order(summary, reference)]
-    header = columns("row | variant | post train | reproduced train | 95% interval | rank | verdict | post test "
-                     "| reproduced test | 95% interval | rank | verdict", tolerance)
-    return [*md_table(header, rows), "", count_verdicts(verdicts)]
+    """The MNIST tips table in the post's order, then the counts of the verdicts on the post's rows, and apart
+    on our own variants."""
+    posts, ours, rows = [], [], []
+    for v in in_post_order(summary, reference):
+        rows.append(figure_row([str(reference.get(v, {}).get("row", "-")), f"`{v}`"], summary[v],
+                               reference.get(v, {}), [(m, 4) for m in METRICS], tolerance,
+                               ours if project_variant(reference.get(v, {})) else posts))
+    header = columns("row | variant | post train | reproduced train{J} | post test | reproduced test{J}", tolerance)
+    counts = [count_verdicts(posts)]
+    if ours and tolerance is not None:
+        counts.append(count_verdicts(ours).replace("Of the post's", "Of our own variants'", 1)
+                      .replace(" figures,", " figures (against the post's row each varies),", 1))
+    return [*md_table(header, rows), "", *counts]
 
 
 def provenance(data: dict, configs: dict[str, dict]) -> str:
@@ -143,7 +177,7 @@ def render_table(summary: dict, reference: dict, tolerance: dict, seeds: list[in
     """The MNIST tips table.md: the rows with their verdicts, then another backend's test accuracy beside ours."""
     lines = ["# MNIST tips: reproduced table", "",
              f"Accuracy from `evaluate` {settings}, mean ± sample std over {len(seeds)} seed(s) "
-             f"({', '.join(map(str, seeds))}).",
+             f"({', '.join(map(str, seeds))}), trained with Keras 3 on {BACKENDS.get(backend, backend)}.",
              *verdict_rule(tolerance), "", *mnist_rows(summary, reference, tolerance)]
     runs, data = other
     if runs and tolerance is not None:  # another backend's full run beside a smaller profile's would mislead
@@ -189,9 +223,8 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
              f"{settings['patience']} improves the fold-mean val_loss by more than {settings['min_decrease']:.0%} "
              "(the post's rule).", "",
              f"{h} Dense nets, {settings['k']}-fold cross-validation, {settings['epochs']} epochs", "",
-             *md_table(columns("variant | post epoch | reproduced | 95% interval | rank | verdict | post val_loss "
-                               "| reproduced | 95% interval | rank | verdict | post val_accuracy | reproduced "
-                               "| 95% interval | rank | verdict", tolerance), rows)]
+             *md_table(columns("variant | post epoch | reproduced{J} | post val_loss | reproduced{J} "
+                               "| post val_accuracy | reproduced{J}", tolerance), rows)]
     stopping = [[f"`{v}`", *(format_mean_std(cv[v]["early_stopping"][key], digits) for key, digits in
                              (("stopped_epoch", 1), ("best_epoch", 1), ("val_accuracy", 3)))]
                 for v in variants if "early_stopping" in cv[v]]
@@ -203,11 +236,11 @@ def render_sections(metrics: dict, reference: dict, tolerance: dict, settings: d
     cnn, cnn_refs = metrics["cnn"], reference.get("cnn", {}).get("warning", {})
     warning = [figure_row([m], cnn["warning"], cnn_refs, [(m, d)], tolerance, verdicts) for m, d in WARNING_FIGURES]
     warning.append(["final-epoch val_accuracy", "-", format_mean_std(cnn["final_val_accuracy"], 3),
-                    *(["-"] * 3 if tolerance is not None else [])])
+                    *(["-"] * 4 if tolerance is not None else [])])
     lines += ["", f"{h} The chosen model ({settings['final']}) on the test set", "",
-              *md_table(columns("metric | post | reproduced | 95% interval | rank | verdict", tolerance), final),
+              *md_table(columns("metric | post | reproduced{J}", tolerance), final),
               "", f"{h} CNN, {settings['cnn_epochs']} epochs, validated on the test set as the post does", "",
-              *md_table(columns("at the warning epoch | post | reproduced | 95% interval | rank | verdict", tolerance),
+              *md_table(columns("at the warning epoch | post | reproduced{J}", tolerance),
                         warning),
               "", count_verdicts(verdicts), "", f"{h} Figures", "",
               *(f"![{v}]({figures}{v}.png)" for v in variants), f"![cnn]({figures}cnn.png)", "",
@@ -253,10 +286,9 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
         f"{gaps[own]:.1e}; from the {not_own} one: {gaps[not_own]:.1e}).",
         "", f"{h}# The backend alone (the loss from the logits on both)", "",
         f"Per figure: the post's, ours on {ours}, and this backend's with its 95% interval, the post's rank and "
-        "verdict.", "",
-        *md_table(f"variant | post epoch | {ours} | this backend | 95% interval | rank | verdict | post val_loss "
-                  f"| {ours} | this backend | 95% interval | rank | verdict | post val_accuracy | {ours} "
-                  "| this backend | 95% interval | rank | verdict", rows),
+        "both verdicts.", "",
+        *md_table(columns(f"variant | post epoch | {ours} | this backend{{J}} | post val_loss | {ours} "
+                          f"| this backend{{J}} | post val_accuracy | {ours} | this backend{{J}}", tolerance), rows),
         "", count_verdicts(verdicts, "this backend's"), "",
         f"Over these {pattern['variants']} variants the post's warning epoch is later than the seed mean in "
         f"{tf['epoch_later']} on {ours} and {ob['epoch_later']} on this backend (post - mean: "
@@ -287,9 +319,9 @@ def claims_section(outcomes, seeds: str) -> list[str]:
     """The posts' claims and our own checks, in two tables, each with its count of those that hold."""
     lines = [
         f"A claim is checked on the means over our seeds ({seeds}), then at the ends of its figures' 95% prediction",
-        "intervals that work against it (the lower end of a figure that must be high, and so on): it *holds* when it",
-        "holds both ways, so that no single run inside the intervals would contradict it; *means only* when it holds",
-        "on the means but a run inside the intervals could contradict it.", ""]
+        "intervals (each at least ± the tolerance) that work against it (the lower end of a figure that must be high,",
+        "and so on): it *holds* when it holds both ways, so that no single run inside the intervals would contradict",
+        "it; *means only* when it holds on the means but a run inside the intervals could contradict it.", ""]
     for source, title, noun in (("post", "The posts' claims, checked on our numbers", "claims of the posts"),
                                 ("project", "Checks of our own", "checks of our own")):
         chosen = [o for o in outcomes if o.source == source]
@@ -310,6 +342,8 @@ def claims_section(outcomes, seeds: str) -> list[str]:
 
 
 VERDICT_WORDS = {"consistent": "consistent with ours", "outside": "outside ours"}  # for `{verdict of ...}`
+PRACTICAL_WORDS = {"within tol.": "within the tolerance of our mean", "beyond tol.": "beyond the tolerance of our mean",
+                   "beyond tol. (no value)": "with no value of ours"}
 
 
 def fill(text: str, tables: dict, verdicts: dict[str, str] | None = None) -> str:
@@ -355,20 +389,23 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
     # One item per entry of differences.yaml (its figures together), then the unexplained ones.
     groups: dict[int, list] = {}
     found = figure_verdicts(tables, references, tolerance)
-    for address, cells, _ in found:
-        if cells[-1] == "outside":
+    for address, cells, record in found:
+        if record["statistical"] == "outside":
             groups.setdefault(id(by_figure.get(address)), []).append((address, cells))
     if not groups:
         lines.append("No figure of the posts lies outside its interval.")
-    verdicts = {address: record["verdict"] for address, _, record in found}
+    verdicts = {address: record["statistical"] for address, _, record in found}
 
     def cause(entry: dict) -> str:
         return f"*{entry['found'].capitalize()}:* {fill(entry['text'], tables, verdicts)}"
     for figures in groups.values():
         entry = by_figure.get(figures[0][0])
-        shown = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}"
-                          for a, c in figures)
-        lines += [f"- {shown}.", f"  {cause(entry) if entry else '*No cause investigated yet.*'}"]
+        shown = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}, "
+                          f"{PRACTICAL_WORDS[c[5]]}" for a, c in figures)
+        # Past every seed's interval yet within the tolerance of our mean: a difference too small to chase.
+        small = all(c[5] == "within tol." for _, c in figures)
+        lines += [f"- {shown}.", f"  {cause(entry) if entry else '*Within the tolerance; no cause investigated.*'}"
+                  if entry or small else "  *No cause investigated yet.*"]
     for entry in differences:
         if not entry.get("figures"):
             lines += ["", f"**{entry['title']}** {cause(entry)}"]
@@ -376,14 +413,19 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
 
 
 def verdicts_record(tables: dict, references: dict, tolerance: dict, outcomes: list) -> dict:
-    """reports/verdicts.json: every post figure's verdict with its interval and rank, and every claim's
-    outcome, one entry per line of `git diff`, so that what a change moved is read off the diff."""
+    """reports/verdicts.json: every post figure's two verdicts with its interval, rank and p, and every claim's
+    outcome, one entry per line of `git diff`, so that what a change moved is read off the diff. The counts
+    are of each post's own figures; a variant of ours (`source: project`) is counted apart, as `<table>_own`."""
     figures = {address: {k: round(v, 6) if isinstance(v, float) else v for k, v in record.items()}
                for address, _, record in figure_verdicts(tables, references, tolerance)}
     counts = {}
     for address, record in figures.items():
-        table = counts.setdefault(address.split(".")[0], {"consistent": 0, "outside": 0})
-        table["consistent" if record["verdict"] == "consistent" else "outside"] += 1
+        table, variant = address.split(".")[:2]
+        key = f"{table}_own" if project_variant(references[table].get(variant, {})) else table
+        count = counts.setdefault(key, {"figures": 0, "consistent": 0, "within_tolerance": 0})
+        count["figures"] += 1
+        count["consistent"] += record["statistical"] == "consistent"
+        count["within_tolerance"] += record["practical"] == "within tol."
     return {"figures": figures, "counts": counts, "claims": {o.claim_id: claim_mark(o) for o in outcomes}}
 
 

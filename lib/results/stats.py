@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections import Counter
 
 import numpy as np
 
@@ -46,7 +47,7 @@ def prediction_interval(values, minimum: float) -> dict:
     n = len(x)
     if n == 0:
         return {"n": 0, "mean": None, "low": None, "high": None, "widened": False}
-    mean = statistics.fmean(x)
+    mean = x[0] if len(set(x)) == 1 else statistics.fmean(x)  # equal seeds: their value exactly
     spread = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * statistics.stdev(x) * math.sqrt(1 + 1 / n) if n > 1 else 0.0
     half = max(spread, minimum)
     return {"n": n, "mean": mean, "low": mean - half, "high": mean + half, "widened": spread < minimum}
@@ -64,6 +65,35 @@ def post_rank(values, post: float) -> float | None:
     if post is None or not x:
         return None
     return 1 + sum(v < post for v in x) + sum(v == post for v in x) / 2
+
+
+def rank_p_value(rank: float | None, n: int | None) -> float | None:
+    """The two-sided p-value of the post's rank among itself and n seeds, assuming nothing of their
+    distribution: were the post one more run like ours, each rank 1 .. n + 1 would be as likely, so
+    p = 2 min(rank, n + 2 - rank) / (n + 1), at most 1; 2 / (n + 1) at either end (ties share ranks)."""
+    if rank is None or not n:
+        return None
+    return min(1.0, 2 * min(rank, n + 2 - rank) / (n + 1))
+
+
+def degenerate(values) -> str:
+    """Why the seeds say little about their distribution, or "": one value only, or more than half of them
+    equal (a stuck net predicting one class); the interval then rests on almost no spread."""
+    x = [v for v in values if v is not None]
+    if len(x) == 1:
+        return "one seed"
+    tied = max(Counter(x).values(), default=0)
+    return f"{tied} of {len(x)} seeds equal" if tied * 2 > len(x) else ""
+
+
+def practical_verdict(mean: float | None, post: float | None, tolerance: float) -> str:
+    """'within tol.' when the post's figure is at most `tolerance` from our mean (too small a difference to
+    matter), else 'beyond tol.'; '-' without a post's figure."""
+    if post is None:
+        return "-"
+    if mean is None:
+        return "beyond tol. (no value)"
+    return "within tol." if round(abs(post - mean), 9) <= tolerance else "beyond tol."  # 0.92 - 0.90 is 0.02
 
 
 def interval_verdict(interval: dict, post: float | None) -> str:
