@@ -199,9 +199,23 @@ def section_quick(args, data) -> dict:
         made = run([sys.executable, "-m", "tools.smoke", f"{tmp}/quick"]).seconds
         done = run([sys.executable, "-m", "dvc", "repro"], cwd=f"{tmp}/quick")
         report = Path(tmp, "quick", "reports", "README.md").is_file()
+        # Its disk use as DVC's cache links it (a file and its cached copy one file), and as copies would be.
+        linked, copies = (disk_bytes(Path(tmp, "quick"), *flag) for flag in ((), ("--count-links",)))
     return {"wall_s": round(made + done.seconds, 1), "project_s": round(made, 1), "report_written": report,
+            "disk_linked_bytes": linked, "disk_as_copies_bytes": copies,
             "stages_run": len(ran_stages(done.output)),
             "mirror": "DATASET_MIRROR" if os.environ.get("DATASET_MIRROR") else "public locations"}
+
+
+def disk_bytes(path: Path, *flags: str) -> int:
+    return int(run(["du", "-s", "--block-size=1", *flags, str(path)]).stdout.split()[0])
+
+
+def section_disk(args, data) -> dict:
+    """what command 1 needs on disk: the virtual environment, the prepared data and the models (`du`)"""
+    venv = Path(sys.prefix)
+    return {"venv_bytes": disk_bytes(venv), **{f"{name}_bytes": disk_bytes(Path(name)) for name in ("data", "models")},
+            "measured": now_iso()}
 
 
 def section_tests(args, data) -> dict:

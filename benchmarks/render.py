@@ -172,10 +172,17 @@ def render(data: dict) -> str:
                          f"{rr['wall_s']} s; ran {len(rr['stages_run'])} stages ({', '.join(rr['stages_run'])}), "
                          f"{rr['stages_skipped']} skipped.")
     if qk := data.get("quick"):
+        disk = (f" On disk it takes {qk['disk_linked_bytes'] / 1e6:.0f} MB with DVC's cache linked (`cache.type`), "
+                f"{qk['disk_as_copies_bytes'] / 1e6:.0f} MB as copies." if "disk_linked_bytes" in qk else "")
         lines += section("The README's quick look", "`python -m tools.smoke DIR && cd DIR && dvc repro` (the smoke "
                          f"profile, datasets from {qk['mirror']}): {minutes(qk['wall_s'])} end to end "
                          f"({qk['project_s']} s to make the project), {qk['stages_run']} stages ran, report "
-                         f"{'written' if qk['report_written'] else 'MISSING'}.")
+                         f"{'written' if qk['report_written'] else 'MISSING'}.{disk}")
+    if dk := data.get("disk"):
+        gb = {key: f"{value / 1e9:.1f} GB" for key, value in dk.items() if key.endswith("_bytes")}
+        lines += section("Disk", f"Measured {dk['measured'][:10]} with `du`: the virtual environment "
+                         f"{gb['venv_bytes']}, the prepared data (`data/`) {gb['data_bytes']}, the models "
+                         f"(`models/`) {gb['models_bytes']}.")
     if ts := data.get("tests"):
         lines += section("The test suite", f"`python -m pytest` on a clean clone of `{ts['commit'][:12]}` "
                          f"({ts['workers']} pytest-xdist workers, as pytest.ini sets): {minutes(ts['wall_s'])} end to "

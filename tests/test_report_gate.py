@@ -139,11 +139,16 @@ def test_committed_bounds_are_in_range_and_leave_row_9_unprotected():
     for address, bound in floors["metrics"].items():
         assert set(bound) <= {"floor", "ceiling"} and bound, address
         assert all(0 < v < 1 for v in bound.values()), address
+    # Row 9 does not reproduce the post (ours learn, the post's stays at chance): only the side away from the
+    # post is bounded, a ceiling at mean + max(3 std, 0.02); for train accuracy that is above 1, so none at all.
+    metrics = json.loads((ROOT / "reports/mnist_tips/metrics.json").read_text())["unscaled"]
     for split in ("train", "test"):
-        assert "floor" not in floors["metrics"].get(
-            f"mnist_tips.unscaled.{split}_accuracy", {}
-        )  # does not reproduce the post
+        figure = metrics[f"{split}_accuracy"]
+        ceiling = round(figure["mean"] + max(3 * figure["std"], 0.02), 4)
+        expected = {"ceiling": ceiling} if ceiling < 1 else None
+        assert floors["metrics"].get(f"mnist_tips.unscaled.{split}_accuracy") == expected, split
         assert "ceiling" in floors["metrics"][f"mnist_tips.deep_sigmoid.{split}_accuracy"]  # must stay near chance
+    assert floors["metrics"]["mnist_tips.unscaled.test_accuracy"] == {"ceiling": 0.9587}
 
 
 def test_a_floors_file_that_checks_nothing_fails(tmp_path, capsys):
