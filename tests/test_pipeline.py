@@ -143,7 +143,7 @@ def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
         assert configs and {json.loads(p.read_text())["backend"] for p in configs} == {"jax"}
         for table in ("mnist_tips", "fashion"):
             assert "trained with keras 3 on jax." in (project / f"reports/{table}/table.md").read_text().lower()
-        assert "trained with Keras 3 on JAX." in (project / "reports/README.md").read_text()
+        assert "trained with Keras 3 on JAX" in (project / "reports/README.md").read_text()
     finally:
         restore_committed(project)
         dvc(["exp", "remove", "--all-commits"], project, check=False)
