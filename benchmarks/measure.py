@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import timeit
 from concurrent.futures import ThreadPoolExecutor
@@ -223,9 +224,22 @@ def section_tests(args, data) -> dict:
     commit = run(["git", "rev-parse", "HEAD"]).stdout.strip()
     with tempfile.TemporaryDirectory() as tmp:
         run(["git", "clone", "-q", str(Path.cwd()), f"{tmp}/clone"])
-        done = run([sys.executable, "-m", "pytest"], cwd=f"{tmp}/clone")
+        scratch, peak, ended = Path(tmp, "tmp"), [0], threading.Event()
+        scratch.mkdir()
+
+        def sample():  # the temporary folder's size every 10 s: what the tests need there at the most
+            while not ended.wait(10):
+                peak[0] = max(peak[0], disk_bytes(scratch))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            done = run([sys.executable, "-m", "pytest"], cwd=f"{tmp}/clone", env={**os.environ, "TMPDIR": str(scratch)})
+        finally:
+            ended.set()
+            sampler.join()
     summary, workers = done.stdout.strip().splitlines()[-1], re.search(r"(\d+) workers \[", done.stdout)
     return {"commit": commit, "wall_s": round(done.seconds, 1), "summary": summary.strip("= "), "measured": now_iso(),
+            "tmp_peak_bytes": peak[0],
             **{kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary)},
             "workers": int(workers[1]) if workers else 1}
 

@@ -186,7 +186,9 @@ def render(data: dict) -> str:
     if ts := data.get("tests"):
         lines += section("The test suite", f"`python -m pytest` on a clean clone of `{ts['commit'][:12]}` "
                          f"({ts['workers']} pytest-xdist workers, as pytest.ini sets): {minutes(ts['wall_s'])} end to "
-                         f"end; pytest said \"{ts['summary']}\".")
+                         f"end; pytest said \"{ts['summary']}\"."
+                         + (f" The temporary folder held {ts['tmp_peak_bytes'] / 1e9:.1f} GB at the most (`du` every "
+                            "10 s)." if ts.get("tmp_peak_bytes") else ""))
     if sch := data.get("scheduler"):
         single, n = sch["single_item_up_to_date"]["median_s"], sch["stages"]
         cost = sch["task_round_trip_ms"] / 1000 + single
