@@ -40,6 +40,7 @@ SOURCES = [
     ("2.6", "reports/benchmarks.json", "disk.venv_bytes", 1e9),
     ("1.2", "reports/benchmarks.json", "disk.data_bytes", 1e9),
     ("2.2", "reports/benchmarks.json", "disk.models_bytes", 1e9),
+    ("2.4", "reports/benchmarks.json", "tests.tmp_peak_bytes", 1e9),
     ("0.9379", "reports/mnist_tips/metrics.json", "unscaled.test_accuracy.mean"),
     ("0.1112", "reports/mnist_tips/metrics.json", "unscaled_keras2_loss.test_accuracy.mean"),
     ("0.325", "reports/fashion/metrics.json", "cross_validation.dense64.val_loss.mean"),
