@@ -78,7 +78,7 @@ def main(argv: list[str] | None) -> None:
     if args.headline:
         write_json(args.headline, headline(tables, claims.get("headline", {})))
     if args.verdicts:  # none on a profile that is not the posts' setup
-        write_json(args.verdicts, verdicts_record(tables, references, tolerance, outcomes) if tolerance else
+        write_json(args.verdicts, verdicts_record(tables, references, tolerance, outcomes) if tolerance is not None else
                    {"profile": params["profile"], "figures": {}, "counts": {}, "claims": {}})
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

@@ -5,11 +5,10 @@ pipeline's own, and its pipeline diagram is DVC's graph."""
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 from lib.common.core import load_yaml
 from tests.conftest import ROOT
-from tools.dag import flowchart, in_readme
+from tools.dag import flowchart, groups, in_readme
 from tools.run_parallel import pipeline
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?\d+\.\d+(?![\w.])")
@@ -135,7 +134,7 @@ def readme_counts() -> dict[str, int]:
     """Each count of stages, units, seeds and folds README.md's prose gives, by the words around it, with what
     the pipeline has (DVC's graph, params.yaml)."""
     stages, _, deps = pipeline(ROOT)
-    group = Counter(stage.split("@")[0] for stage in stages)
+    group = groups(stages)
     tips = group["mnist_tips"] + group["mnist_tips_noisy"] + group["mnist_tips_unscaled"]
     params = load_yaml(ROOT / "params.yaml")
     return {

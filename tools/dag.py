@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections import Counter
 from pathlib import Path
 
 from tools.run_parallel import pipeline
@@ -18,13 +19,16 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKERS = ("<!-- pipeline diagram: python -m tools.dag --readme README.md -->", "<!-- end of pipeline diagram -->")
 
 
+def groups(stages: list[str]) -> Counter:
+    """Each stage of dvc.yaml (a foreach or matrix stage: its items' name before the `@`) with its items' count."""
+    return Counter(stage.split("@")[0] for stage in stages)
+
+
 def flowchart(root: Path) -> str:
     stages, upstream, _ = pipeline(root)
-    groups: dict[str, int] = {}
-    for stage in stages:
-        groups[stage.split("@")[0]] = groups.get(stage.split("@")[0], 0) + 1
+    counted = groups(stages)
     needs = {(need.split("@")[0], stage.split("@")[0]) for stage in stages for need in upstream[stage]}
-    needs -= {(g, g) for g in groups}
+    needs -= {(g, g) for g in counted}
 
     def reaches(a: str, b: str, skip: tuple[str, str]) -> bool:
         seen, todo = set(), [a]
@@ -36,9 +40,9 @@ def flowchart(root: Path) -> str:
                     todo.append(y)
         return b in seen
 
-    order = list(groups)  # an arrow a longer path implies is left out (a transitive reduction), so the shape shows
+    order = list(counted)  # an arrow a longer path implies is left out (a transitive reduction), so the shape shows
     edges = sorted((e for e in needs if not reaches(*e, e)), key=lambda e: (order.index(e[0]), order.index(e[1])))
-    nodes = [f'  {g}["{g}{f" × {n}" if n > 1 else ""}"]' for g, n in groups.items()]
+    nodes = [f'  {g}["{g}{f" × {n}" if n > 1 else ""}"]' for g, n in counted.items()]
     return "\n".join(["```mermaid", "flowchart LR", *nodes, *(f"  {a} --> {b}" for a, b in edges), "```"])
 
 
