@@ -1,8 +1,12 @@
-"""Train variants of either post outside DVC on whatever Keras backend is active and write the results as
-JSON (e.g. on a GPU machine without TensorFlow or DVC): an MNIST tips row is one run per seed; a Fashion-MNIST
-variant is one cross-validation per seed, every fold trained as its `fashion_cv` unit trains it, with its
-validation loss also under both definitions a softmax output can get. The file records what made each number:
-each variant's params, the MD5 of every module loaded, the commit, library versions, devices and XLA_FLAGS."""
+"""Train variants of either post outside DVC on a Keras backend, or on Keras 2 (`--backend tf_keras`), and write
+the results as JSON (e.g. on a GPU machine without TensorFlow or DVC): an MNIST tips row is one run per seed; a
+Fashion-MNIST variant is one cross-validation per seed, every fold trained as its `fashion_cv` unit trains it, with
+its validation loss also under both definitions a softmax output can get. The file records what made each number:
+each variant's params, the MD5 of every module loaded, the commit, library versions, devices and XLA_FLAGS.
+
+`--backend tf_keras` runs the units' own training code on Keras 2's API and implementation (the `tf-keras`
+package, on the same TensorFlow), installed beside Keras 3 with
+`pip install --no-deps tf-keras==<TensorFlow's version>` (it declares `tensorflow`, not `tensorflow-cpu`)."""
 
 from __future__ import annotations
 
@@ -24,6 +28,30 @@ from lib.common.paths import prepared_file
 from lib.train.configs import Training, check_groups, cv_params, cv_unit, tips_unit, use_backend
 
 ROOT = Path(__file__).resolve().parents[1]
+KERAS2 = "tf_keras"  # the --backend label of Keras 2 on TensorFlow
+
+
+def load_keras(backend: str):
+    """Keras on `backend` (lib.train.configs.use_backend); for KERAS2, Keras 2 itself under the name `keras`, so
+    that the units' training code, written to the API both share, runs on Keras 2 unchanged. TF_USE_LEGACY_KERAS
+    makes TensorFlow's own `tf.keras` the same Keras 2."""
+    if backend != KERAS2:
+        return use_backend(backend)
+    if "keras" in sys.modules:
+        raise SystemExit("Keras is already loaded; Keras 2 cannot take its name")
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    try:
+        import tf_keras
+    except ImportError:
+        raise SystemExit("--backend tf_keras: the tf-keras package is not installed; "
+                         "pip install --no-deps tf-keras==<TensorFlow's version>") from None
+    import tensorflow as tf
+
+    if tf_keras.__version__.split(".")[:2] != tf.__version__.split(".")[:2]:
+        raise SystemExit(f"tf-keras {tf_keras.__version__} is not made for TensorFlow {tf.__version__}")
+    sys.modules["keras"] = tf_keras
+    return tf_keras
 
 
 def code_version() -> dict:
@@ -59,7 +87,7 @@ def val_loss_definitions(logits: np.ndarray, labels: np.ndarray, regularization:
     e = np.exp(z32 - z32.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1, keepdims=True)
     p = p / p.sum(axis=1, keepdims=True)
-    eps = np.float32(keras.config.epsilon())
+    eps = np.float32(keras.backend.epsilon())
     clipped = -np.log(np.clip(p[rows, labels], eps, np.float32(1) - eps))
     return {"logits": float(by_logits.mean()) + regularization,
             "clipped": float(clipped.astype(np.float64).mean()) + regularization}
@@ -78,7 +106,7 @@ def val_loss_callback(x_val, y_val):
         def on_epoch_end(self, epoch, logs=None):
             kernel, bias = (np.asarray(w) for w in self.model.layers[-1].get_weights())
             h = self.features.predict(x_val, batch_size=10000, verbose=0)
-            penalty = float(sum(float(keras.ops.convert_to_numpy(loss)) for loss in self.model.losses))
+            penalty = float(sum(float(np.asarray(loss)) for loss in self.model.losses))
             found = val_loss_definitions(h.astype(np.float64) @ kernel + bias, np.asarray(y_val), penalty)
             self.curves["val_loss_logits"].append(found["logits"])
             self.curves["val_loss_clipped"].append(found["clipped"])
@@ -149,23 +177,24 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--replay-order", action="store_true",
-                        help="fashion on JAX: train every epoch on one order of the data, as seeded TensorFlow does")
-    parser.add_argument("--backend", help="the Keras backend (default: params' training.backend)")
+                        help="fashion on JAX: train every epoch on one order of the data, as Keras 3's own fit on "
+                             "TensorFlow does once seeded")
+    parser.add_argument("--backend", help=f"the Keras backend (default: params' training.backend), or {KERAS2}: "
+                                          "Keras 2 on TensorFlow")
     args = parser.parse_args()
-    use_backend(args.backend or Training(**load_params(args.params, "training")).backend)
-    import keras
-
-    backend = keras.backend.backend()
+    keras = load_keras(args.backend or Training(**load_params(args.params, "training")).backend)
+    backend = KERAS2 if args.backend == KERAS2 else keras.backend.backend()
     if args.replay_order and (args.post != "fashion" or backend != "jax"):
         raise SystemExit("--replay-order: only for --post fashion on --backend jax "
                          "(seeded TensorFlow replays one order already)")
     devices = [str(d) for d in importlib.import_module("jax").devices()] if backend == "jax" else []
     versions = {"keras": keras.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    if backend in ("jax", "tensorflow"):  # the backend's own library, named as its module
-        versions[backend] = importlib.import_module(backend).__version__
-    # The order of the training data across epochs: Keras reshuffles before every epoch, except on
-    # TensorFlow with a seed set (as every unit sets one), where each epoch replays one order.
-    order = "reshuffled" if backend == "jax" and not args.replay_order else "replayed"
+    library = "tensorflow" if backend == KERAS2 else backend
+    if library in ("jax", "tensorflow"):  # the backend's own library, named as its module
+        versions[library] = importlib.import_module(library).__version__
+    # The order of the training data across epochs: reshuffled before every epoch, as the units train
+    # (lib.train.keras_train.reshuffled), unless --replay-order replays one.
+    order = "replayed" if args.replay_order else "reshuffled"
     header = {"post": args.post, "backend": backend, "devices": devices, "machine": platform.machine(),
               "versions": versions, "xla_flags": os.environ.get("XLA_FLAGS", ""), "epoch_order": order}
     results, params = [], {}
@@ -206,6 +235,9 @@ def main() -> None:
               for variant in variants}  # variant -> the prepared file it trains on
     for name in args.variants:
         variant, config = tips_unit(load_params(args.params, "mnist_tips", "variants"), name, 0, groups[name])
+        if backend == KERAS2 and variant.loss == "categorical_crossentropy_clipped":
+            raise SystemExit(f"{name}: its loss is Keras 2's clipped cross-entropy written in Keras 3's ops; "
+                             f"on {KERAS2}, run the row it varies with Keras 2's own loss")
         same_params(name, {key: value for key, value in config.items() if key not in ("variant", "seed")})
         for seed in [s for s in args.seeds if (name, s) not in done]:
             with np.load(prepared_file(groups[name], seed, args.prepared)) as npz:
