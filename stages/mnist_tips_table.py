@@ -28,7 +28,8 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--metrics", required=True, type=Path)
     parser.add_argument("--table", required=True, type=Path)
     parser.add_argument("--curves", required=True, type=Path, help="CSV of per-epoch accuracy for dvc plots")
-    parser.add_argument("--other-backend", type=Path, help="a tools.run_variants result file to show beside ours")
+    parser.add_argument("--other-backend", type=Path, nargs="*", default=[],
+                        help="tools.run_variants result files to show beside ours, one column each")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     parser.add_argument("--lock", type=Path,
                         help="dvc.lock: refuse when params.yaml changed since this run's check_params")
@@ -54,7 +55,7 @@ def main(argv: list[str] | None) -> None:
     backend = check_units(units)
     curves = tips_curves(variants, seeds, args.runs)
     table = render_table(summary, reference, tolerance, seeds, settings_sentence(params),
-                         backend_summary(args.other_backend), configs, backend)
+                         [backend_summary(path) for path in args.other_backend], configs, backend)
     write_json(args.metrics, summary)
     write_curves(args.curves, curves)
     with atomic_path(args.table) as tmp:

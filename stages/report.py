@@ -13,28 +13,41 @@ import yaml
 from lib.common.core import ConfigError, atomic_path, build_config, load_yaml, run_stage, write_json
 from lib.results.claims import _pairs, check, headline, load_claims, load_references, load_tables
 from lib.results.guards import units_backend
-from lib.results.other_backend import backend_summary, expected_params, gap_pattern, other_backend
+from lib.results.other_backend import (
+    backend_label,
+    backend_name,
+    backend_summary,
+    epoch_order,
+    expected_params,
+    gap_pattern,
+    other_backend,
+)
 from lib.results.render import claim_mark, judging, report_lines, verdicts_record
 from lib.train.configs import OverfittingRule
 
 log = logging.getLogger("stages.report")
 
 
-def other_tables(specs: list[str], fashion: dict, tables: dict, references: dict) -> dict:
-    """The other-backend files (NAME=PATH) as tables `NAME_other` the differences' texts can address:
-    `mnist_tips_other.<variant>.<metric>`, or for a NAME starting with `fashion` other_backend's with `pattern`."""
-    out = {}
+def other_tables(specs: list[str], fashion: dict, tables: dict, references: dict) -> tuple[dict, dict]:
+    """The other-backend files (NAME=PATH) as tables `NAME_other` the differences' texts can address: for a NAME
+    starting with `mnist_tips`, `NAME_other.<variant>.<metric>`; with `fashion`, other_backend's with `pattern`.
+    Also what trained each and which post's figures it holds: {NAME_other: {post, name, label, file, epoch_order}}."""
+    out, shown = {}, {}
     for name, path in _pairs(specs, "--other-backend", "fashion=reports/fashion_jax_cpu.json"):
-        if name == "mnist_tips":
-            out["mnist_tips_other"] = backend_summary(Path(path))[0]
+        if name.startswith("mnist_tips"):
+            out[f"{name}_other"], data = backend_summary(Path(path))
+            shown[f"{name}_other"] = {"post": "mnist_tips", "name": backend_name(data), "label": backend_label(data),
+                                      "file": path, "epoch_order": epoch_order(data)}
         elif name.startswith("fashion"):
             rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
             other = other_backend(Path(path), rule, expected_params(fashion))
             pattern = gap_pattern(tables["fashion"]["cross_validation"], other, references["fashion"])
             out[f"{name}_other"] = {**other, "pattern": pattern}
+            shown[f"{name}_other"] = {"post": "fashion", **{k: other[k] for k in ("name", "label", "file",
+                                                                                  "epoch_order")}}
         else:
-            raise ConfigError(f"--other-backend {name}: allowed: mnist_tips, or a name starting with fashion")
-    return out
+            raise ConfigError(f"--other-backend {name}: allowed: a name starting with mnist_tips or fashion")
+    return out, shown
 
 
 def load_differences(path: Path | None) -> list[dict]:
@@ -58,7 +71,7 @@ def main(argv: list[str] | None) -> None:
     parser.add_argument("--differences", type=Path,
                         help="reference/differences.yaml: why figures differ from the posts")
     parser.add_argument("--other-backend", nargs="*", default=[], help="NAME=PATH of tools.run_variants files "
-                        "(mnist_tips=..., fashion...=...), as tables NAME_other")
+                        "(mnist_tips...=..., fashion...=...), as tables NAME_other")
     parser.add_argument("--verdicts", type=Path,
                         help="also write every figure's verdict and every claim's outcome as JSON")
     parser.add_argument("--headline", type=Path,
@@ -70,11 +83,11 @@ def main(argv: list[str] | None) -> None:
     references = load_references(args.reference)
     claims = load_claims(args.claims)
     outcomes = [check(claim, tables, claims["tolerance"]) for claim in claims["claims"]]
-    others = other_tables(args.other_backend, params["fashion"], tables, references)
+    others, shown = other_tables(args.other_backend, params["fashion"], tables, references)
     backend = units_backend(args.runs) if args.runs else None
     tolerance = judging(params["profile"], claims["tolerance"])
     lines = report_lines(tables, references, tolerance, outcomes, load_differences(args.differences), others, params,
-                         backend)
+                         backend, shown)
     if args.headline:
         write_json(args.headline, headline(tables, claims.get("headline", {})))
     if args.verdicts:  # none on a profile that is not the posts' setup

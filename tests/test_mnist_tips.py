@@ -175,3 +175,55 @@ def test_summary_and_table(tmp_path):
     assert mean_std([0.5])["std"] == 0.0
     with pytest.raises(DataError, match="seed2/metrics.json: missing"):
         collect_tips(["mse"], [0, 1, 2], tmp_path)
+
+
+def test_other_backends_get_a_column_each_with_what_trained_them():
+    """Each tools.run_variants file is a lettered column, named by its Keras, backend and devices and by how it
+    computes the cross-entropy; a row a file lacks shows "-"; a smaller profile shows none of them."""
+    summary = {
+        v: {
+            m: {"mean": 0.5, "std": 0.01, "seeds": 2, "values": [0.49, 0.51]}
+            for m in ("train_accuracy", "test_accuracy")
+        }
+        for v in ("mse", "adam")
+    }
+    reference = {
+        "mse": {"row": 1, "train_accuracy": 0.5, "test_accuracy": 0.5},
+        "adam": {"row": 6, "train_accuracy": 0.5, "test_accuracy": 0.5},
+    }
+    jax = (
+        {"mse": {m: {"mean": 0.14, "std": 0.05, "seeds": 3} for m in ("train_accuracy", "test_accuracy")}},
+        {"backend": "jax", "keras": "3.15.1", "devices": ["cuda:0"], "machine": "x86_64", "file": "j.json"},
+    )
+    keras2 = (
+        {
+            v: {m: {"mean": 0.9401, "std": 0.0123, "seeds": 10} for m in ("train_accuracy", "test_accuracy")}
+            for v in ("mse", "adam")
+        },
+        {
+            "backend": "tf_keras",
+            "versions": {"keras": "2.21.0", "tensorflow": "2.21.0"},
+            "devices": [],
+            "machine": "x86_64",
+            "file": "k.json",
+            "params": {"adam": {"epochs": 20}},
+            "code": {"commit": "1b0c384ffb77aa", "md5": {"a.py": "0"}},
+        },
+    )
+    tolerance = {"accuracy": {"absolute": 0.02}}
+    table = render_table(
+        summary, reference, tolerance, [0, 1], "after 2 epochs", [jax, keras2], {"adam": {"epochs": 20}}
+    )
+    assert "- **A**: Keras 3.15.1 on JAX, cuda:0 (`j.json`), cross-entropy from the probabilities clipped" in table
+    assert (
+        "- **B**: Keras 2.21.0 on TensorFlow 2.21.0, x86_64 (`k.json`), cross-entropy from the logits behind "
+        "the softmax. Made at commit `1b0c384ffb77`; its params are identical to those"
+    ) in table
+    assert "| row | variant | post train | this pipeline | A | B | post test | this pipeline | A | B |" in table
+    assert (
+        "| 6 | `adam` | 0.5000 | 0.5000 ± 0.0100 | - | 0.9401 ± 0.0123 (10) | 0.5000 | 0.5000 ± 0.0100 | - "
+        "| 0.9401 ± 0.0123 (10) |"
+    ) in table
+    assert "| 1 | `mse` | 0.5000 | 0.5000 ± 0.0100 | 0.1400 ± 0.0500 (3) | 0.9401" in table
+    unjudged = render_table(summary, reference, None, [0, 1], "after 2 epochs", [jax, keras2])
+    assert "other backends" not in unjudged

@@ -25,10 +25,10 @@ import numpy as np
 
 from lib.common.core import load_params, write_json
 from lib.common.paths import prepared_file
+from lib.results.other_backend import KERAS2
 from lib.train.configs import Training, check_groups, cv_params, cv_unit, tips_unit, use_backend
 
 ROOT = Path(__file__).resolve().parents[1]
-KERAS2 = "tf_keras"  # the --backend label of Keras 2 on TensorFlow
 
 
 def load_keras(backend: str):

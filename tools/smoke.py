@@ -18,7 +18,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("dvc.yaml", "params.yaml", "claims.yaml", ".dvcignore", ".gitignore",
                  "reports/mnist_tips_jax_h100.json", "reports/fashion_jax_cpu.json",
-                 "reports/fashion_jax_cpu_replayed.json", "package.json", "package-lock.json", ".npmrc")
+                 "reports/fashion_jax_cpu_replayed.json", "reports/mnist_tips_tf_keras_cpu.json",
+                 "reports/fashion_tf_keras_cpu.json", "package.json", "package-lock.json", ".npmrc")
 PROJECT_DIRS = ("lib", "stages", "tools", "benchmarks", "floors", "reference", ".dvc/plots")
 
 

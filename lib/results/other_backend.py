@@ -16,17 +16,46 @@ from lib.results.stats import WARNING, mean_std, seed_summaries, warning_summary
 from lib.train.configs import cv_params
 
 DEFINITIONS = {"logits": "val_loss_logits", "clipped": "val_loss_clipped", "keras": "val_loss"}
+BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # how the tables name a Keras backend
+KERAS2 = "tf_keras"  # tools.run_variants' label of Keras 2 (the tf-keras package), which runs on TensorFlow
+# How each computes the cross-entropy of a softmax output (the library's source; Keras 2 on TensorFlow, like
+# Keras 3 there, takes the logits behind a Softmax op in a compiled graph).
+LOSS_FROM = {"tensorflow": "from the logits behind the softmax", KERAS2: "from the logits behind the softmax",
+             "jax": "from the probabilities clipped to [1e-7, 1 - 1e-7], as standalone Keras 2 did"}
+
+
+def backend_name(data: dict) -> str:
+    """What trained a `tools.run_variants` file, without its machine: `Keras 2 on TensorFlow`, `Keras 3 on JAX`."""
+    keras = data.get("versions", {}).get("keras") or data["keras"]  # the first files kept it at the top level
+    library = "tensorflow" if data["backend"] == KERAS2 else data["backend"]
+    return f"Keras {keras.split('.')[0]} on {BACKENDS.get(library, library)}"
+
+
+def backend_label(data: dict) -> str:
+    """backend_name with the versions and the devices (or the machine): `Keras 3.15.1 on JAX 0.10.2, cpu:0`."""
+    versions = data.get("versions", {"keras": data.get("keras")})
+    library = "tensorflow" if data["backend"] == KERAS2 else data["backend"]
+    on = f"{BACKENDS.get(library, library)} {versions.get(library, '')}".rstrip()
+    return f"Keras {versions['keras']} on {on}, {', '.join(data['devices']) or data['machine']}"
+
+
+def epoch_order(data: dict) -> str:
+    """How a file's runs ordered the training data across epochs, `reshuffled` or `replayed`; for files written
+    before tools.run_variants recorded it: JAX reshuffles, seeded Keras 3 on TensorFlow replays."""
+    return data.get("epoch_order", "reshuffled" if data["backend"] == "jax" else "replayed")
 
 
 def backend_summary(path: Path | None) -> tuple[dict, dict]:
-    """Mean +- std per variant from a `tools.run_variants` MNIST tips file, and the file itself ({} without)."""
+    """Mean +- std per variant from a `tools.run_variants` MNIST tips file, and the file itself with its `file`
+    name ({} without)."""
     if path is None:
         return {}, {}
     data = json.loads(path.read_text())
     per_variant: dict[str, list] = {}
     for run in data["runs"]:
         per_variant.setdefault(run["variant"], []).append(run)
-    return {v: {m: mean_std([run[m] for run in runs]) for m in METRICS} for v, runs in per_variant.items()}, data
+    summary = {v: {m: mean_std([run[m] for run in runs]) for m in METRICS} for v, runs in per_variant.items()}
+    return summary, {**data, "file": str(path)}
 
 
 def expected_params(fashion: dict) -> dict[str, dict]:
@@ -61,12 +90,9 @@ def other_backend(path: Path | None, rule, expected_params: dict[str, dict]) -> 
                          **{d: seed_summaries(e[d], WARNING) for d in DEFINITIONS},
                          "epoch_moved": sum(a["epoch"] != b["epoch"] for a, b in zip(e["logits"], e["clipped"]))}
                for variant, e in variants.items()}
-    versions, backend = data["versions"], data["backend"]
-    label = f"Keras {versions['keras']} on {backend} {versions.get(backend, '')}".rstrip()
-    # Files written before tools.run_variants recorded it: JAX reshuffles, seeded TensorFlow replays.
-    order = data.get("epoch_order", "reshuffled" if backend == "jax" else "replayed")
-    return {"label": f"{label}, {', '.join(data['devices']) or data['machine']}", "file": str(path),
-            "epoch_order": order, "commit": data["code"]["commit"], "variants": summary, "other_params": differ}
+    return {"label": backend_label(data), "name": backend_name(data), "file": str(path),
+            "epoch_order": epoch_order(data), "commit": data["code"]["commit"], "variants": summary,
+            "other_params": differ}
 
 
 def gap_pattern(cv: dict, other: dict, reference: dict) -> dict:

@@ -7,7 +7,7 @@ import re
 
 from lib.common.paths import NOISY
 from lib.results.claims import in_post_order, lookup
-from lib.results.other_backend import gap_pattern
+from lib.results.other_backend import BACKENDS, LOSS_FROM, backend_label, gap_pattern
 from lib.results.runs import METRICS
 from lib.results.stats import (
     WARNING,
@@ -21,7 +21,6 @@ from lib.results.stats import (
 )
 
 POSTS = "posts"  # params' `profile` of the posts' own setup, the one whose figures are judged against theirs
-BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # how the tables name a Keras backend
 WARNING_FIGURES = tuple(zip(WARNING, (1, 3, 3)))  # an overfitting warning's figures, with their digits
 
 
@@ -172,26 +171,31 @@ def provenance(data: dict, configs: dict[str, dict]) -> str:
 
 
 def render_table(summary: dict, reference: dict, tolerance: dict, seeds: list[int], settings: str,
-                 other: tuple[dict, dict] = ({}, {}), configs: dict | None = None, backend: str = "tensorflow") -> str:
-    """The MNIST tips table.md: the rows with their verdicts, then another backend's test accuracy beside ours."""
+                 others: list[tuple[dict, dict]] = (), configs: dict | None = None, backend: str = "tensorflow") -> str:
+    """The MNIST tips table.md: the rows with their verdicts, then other backends' accuracies beside ours."""
     lines = ["# MNIST tips: reproduced table", "",
              f"Accuracy from `evaluate` {settings}, mean ± sample std over {len(seeds)} seed(s) "
              f"({', '.join(map(str, seeds))}), trained with Keras 3 on {BACKENDS.get(backend, backend)}.",
              *verdict_rule(tolerance), "", *mnist_rows(summary, reference, tolerance)]
-    runs, data = other
-    if runs and tolerance is not None:  # another backend's full run beside a smaller profile's would mislead
-        label = f"{data['backend']} on {', '.join(data['devices']) or data['machine']}"
-        rows = [[str(reference.get(v, {}).get("row", "-")), f"`{v}`",
-                 f"{reference[v]['test_accuracy']:.4f}" if "test_accuracy" in reference.get(v, {}) else "-",
-                 format_mean_std(summary[v]["test_accuracy"]),
-                 format_mean_std(runs[v]["test_accuracy"]) if v in runs else "-"]
+    others = [(runs, data) for runs, data in others if runs]
+    if others and tolerance is not None:  # other backends' full runs beside a smaller profile's would mislead
+        letters = [chr(ord("A") + i) for i in range(len(others))]
+        ours = f"Keras 3 on {BACKENDS.get(backend, backend)}"
+        rows = [[str(reference.get(v, {}).get("row", "-")), f"`{v}`", *(cell for metric in ("train_accuracy",
+                 "test_accuracy") for cell in (
+                    f"{reference[v][metric]:.4f}" if metric in reference.get(v, {}) else "-",
+                    format_mean_std(summary[v][metric]),
+                    *(format_mean_std(runs[v][metric], seeds=True) if v in runs else "-" for runs, _ in others)))]
                 for v in in_post_order(summary, reference)]
-        lines += ["", f"## The same rows with Keras on {label}", "",
-                  "Run outside DVC by `tools/run_variants.py`. " + provenance(data, configs or {}),
-                  "Keras 3's JAX backend computes cross-entropy from clipped probabilities, as Keras 2 did; on",
-                  "TensorFlow it uses the logits behind the softmax.", "",
-                  *md_table(f"row | variant | post test | this pipeline ({BACKENDS.get(backend, backend)}) | {label}",
-                            rows)]
+        legend = [f"- **{letter}**: {backend_label(data)} (`{data['file']}`), cross-entropy "
+                  f"{LOSS_FROM.get(data['backend'], 'as its library computes it')}. {provenance(data, configs or {})}"
+                  for letter, (_, data) in zip(letters, others)]
+        backends = " | ".join(letters)
+        lines += ["", "## The same rows on other backends", "",
+                  "Run outside DVC by `tools/run_variants.py`, mean ± std (seeds). This pipeline: "
+                  f"{ours}, cross-entropy {LOSS_FROM.get(backend, 'as its library computes it')}.", "", *legend, "",
+                  *md_table(f"row | variant | post train | this pipeline | {backends} | post test | this pipeline "
+                            f"| {backends}", rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -270,6 +274,7 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
                        verdicts, beside=cv[v]) for v in variants]
     pattern = gap_pattern(cv, other, reference)
     tf, ob = pattern["ours"], pattern["other"]
+    over = "this variant" if pattern["variants"] == 1 else f"these {pattern['variants']} variants"
     lines = [
         "", title, "",
         f"{seeds} seeds per variant, trained outside DVC by `tools.run_variants --post fashion` (`{other['file']}`, "
@@ -289,7 +294,7 @@ def render_other_backend(other: dict, metrics: dict, reference: dict, tolerance:
         *md_table(columns(f"variant | post epoch | {ours} | this backend{{J}} | post val_loss | {ours} "
                           f"| this backend{{J}} | post val_accuracy | {ours} | this backend{{J}}", tolerance), rows),
         "", count_verdicts(verdicts, "this backend's"), "",
-        f"Over these {pattern['variants']} variants the post's warning epoch is later than the seed mean in "
+        f"Over {over} the post's warning epoch is later than the seed mean in "
         f"{tf['epoch_later']} on {ours} and {ob['epoch_later']} on this backend (post - mean: "
         f"{tf['epoch_difference']:+.1f} and {ob['epoch_difference']:+.1f} epochs on average), and its val_loss lower "
         f"in {tf['val_loss_lower']} and {ob['val_loss_lower']} (post - mean: {tf['val_loss_difference']:+.3f} and "
@@ -363,6 +368,51 @@ def fill(text: str, tables: dict, verdicts: dict[str, str] | None = None) -> str
     return re.sub(r"\{([A-Za-z0-9_.]+)(?::([^}]*))?\}", one, text)
 
 
+def figure_digits(address: str) -> int:
+    """The decimals a figure is shown with: epochs 1, MNIST tips and the final model's figures 4, others 3."""
+    parts = address.split(".")
+    return 1 if parts[-1] == "epoch" else 4 if parts[0] == "mnist_tips" or parts[1] == "final" else 3
+
+
+def other_figure(other: dict, post: str, address: str) -> dict | None:
+    """A figure's mean ± std in another backend's table (stages.report.other_tables), or None: an MNIST tips
+    row's as it is, a dense net's warning figure from the loss from the logits (as the units compute it)."""
+    parts = address.split(".")
+    if parts[0] != post:
+        return None
+    if post == "mnist_tips":
+        return other.get(parts[1], {}).get(parts[2])
+    if parts[1] == "cross_validation":
+        return other["variants"].get(parts[2], {}).get("logits", {}).get(parts[3])
+    return None
+
+
+def backends_table(outside: list[tuple[str, list[str]]], tables: dict, shown: dict, backend: str | None) -> list[str]:
+    """The figures outside their interval that another backend's file also trained: the post's, ours and each
+    backend's mean ± std (seeds), a column per backend (`shown`: stages.report.other_tables'). Files that replay
+    one order of the training data are left out: the units reshuffle it, and so do these columns' runs."""
+    columns: dict[str, list[str]] = {}
+    for table, info in shown.items():
+        if info["epoch_order"] == "reshuffled":
+            columns.setdefault(info["name"], []).append(table)
+    rows = []
+    for address, cells in outside:
+        found = [next((e for t in names if (e := other_figure(tables[t], shown[t]["post"], address))), None)
+                 for names in columns.values()]
+        if any(found):
+            rows.append([f"`{address}`", cells[0], cells[1],
+                         *(format_mean_std(e, figure_digits(address), seeds=True) if e else "-" for e in found)])
+    if not rows:
+        return []
+    ours = f"ours, Keras 3 on {BACKENDS.get(backend, backend)}" if backend else "ours"
+    legend = [f"- {name}: " + "; ".join(f"`{shown[t]['file']}` ({shown[t]['label']})" for t in names) + "."
+              for name, names in columns.items()]
+    return ["", "The same figures on other backends, trained outside DVC by `tools/run_variants.py` with the units' "
+            "code and params (a dense net's figure from the loss computed from the logits, as our units compute it), "
+            "mean ± std (seeds):", "", *md_table(f"figure | post | {ours} | {' | '.join(columns)}", rows), "",
+            *legend]
+
+
 def figure_verdicts(tables: dict, references: dict, tolerance: dict) -> list[tuple[str, list[str], dict]]:
     """Every figure a post printed (a numeric leaf of its reference file, whose keys mirror metrics.json;
     `row` only orders the MNIST rows) that this run measured: (address, cells, record)."""
@@ -372,15 +422,16 @@ def figure_verdicts(tables: dict, references: dict, tolerance: dict) -> list[tup
             if isinstance(post, dict):
                 yield from walk(post, inner, path + (key,))
             elif key != "row" and isinstance(post, (int, float)) and isinstance(inner, dict):
-                full = path + (key,)
-                digits = 1 if key == "epoch" else 4 if full[0] == "mnist_tips" or full[1] == "final" else 3
-                yield (".".join(full), *figure(inner, post, key, tolerance, digits))
+                address = ".".join(path + (key,))
+                yield (address, *figure(inner, post, key, tolerance, figure_digits(address)))
     return [found for table, reference in references.items() for found in walk(reference, tables[table], (table,))]
 
 
-def differences_section(tables: dict, references: dict, tolerance: dict, differences: list[dict]) -> list[str]:
+def differences_section(tables: dict, references: dict, tolerance: dict, differences: list[dict],
+                        shown: dict | None = None, backend: str | None = None) -> list[str]:
     """Every figure of the posts outside our 95% prediction interval, with what differences.yaml says of
-    it (the cause an experiment showed, or the candidates tested), then its entries about patterns."""
+    it (the cause an experiment showed, or the candidates tested), those figures on the other backends
+    (`shown`, see backends_table), then the entries about patterns."""
     by_figure = {f: entry for entry in differences for f in entry.get("figures", [])}
     lines = ["## Where we differ from the posts, and why", "",
              "Every figure outside its interval, with the cause an experiment showed or the candidates tested. "
@@ -399,13 +450,15 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
         return f"*{entry['found'].capitalize()}:* {fill(entry['text'], tables, verdicts)}"
     for figures in groups.values():
         entry = by_figure.get(figures[0][0])
-        shown = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}, "
-                          f"{PRACTICAL_WORDS[c[5]]}" for a, c in figures)
+        listed = "; ".join(f"`{a}`: post {c[0]}, ours {c[1]}, interval {c[2]}, the post's rank {c[3]}, "
+                           f"{PRACTICAL_WORDS[c[5]]}" for a, c in figures)
         # Past every seed's interval yet within the tolerance of our mean: a difference too small to chase.
         small = all(c[5] == "within tol." for _, c in figures)
         note = (cause(entry) if entry else "*Within the tolerance; no cause investigated.*" if small
                 else "*No cause investigated yet.*")
-        lines += [f"- {shown}.", f"  {note}"]
+        lines += [f"- {listed}.", f"  {note}"]
+    outside = [(address, cells) for address, cells, record in found if record["statistical"] == "outside"]
+    lines += backends_table(outside, tables, shown or {}, backend)
     for entry in differences:
         if not entry.get("figures"):
             lines += ["", f"**{entry['title']}** {cause(entry)}"]
@@ -430,7 +483,7 @@ def verdicts_record(tables: dict, references: dict, tolerance: dict, outcomes: l
 
 
 def report_lines(tables: dict, references: dict, tolerance: dict | None, outcomes: list, differences: list[dict],
-                 others: dict, params: dict, backend: str | None = None) -> list[str]:
+                 others: dict, params: dict, backend: str | None = None, shown: dict | None = None) -> list[str]:
     """reports/README.md, line by line; without `tolerance` (see `judging`) a quick look that names its profile
     first and shows our figures beside the posts' without judging them: no verdicts, claims or differences."""
     tips = tables["mnist_tips"]
@@ -452,7 +505,7 @@ def report_lines(tables: dict, references: dict, tolerance: dict | None, outcome
         *head, *verdict_rule(tolerance), "",
         "## MNIST tips (keras-tips-mnist)", "",
         f"Accuracy from `evaluate` {settings_sentence(params)}, {'/'.join(map(str, tips_seeds))} seeds per row.",
-        "Details" + (", and the same rows on Keras's JAX backend" if judged else "")
+        "Details" + (", and the same rows on other backends" if judged else "")
         + ": [mnist_tips/table.md](mnist_tips/table.md).", "",
         *mnist_rows(tips, references["mnist_tips"], tolerance), "",
         "## Fashion-MNIST dense nets and CNN (fashion-mnist-dnn-cnn)", "",
@@ -460,5 +513,6 @@ def report_lines(tables: dict, references: dict, tolerance: dict | None, outcome
         *fashion, "",
         "![one training image per class](fashion/classes.png)", "",
         *(claims_section(outcomes, seeds) if judged else []),
-        *(differences_section({**tables, **others}, references, tolerance, differences) if judged else []),
+        *(differences_section({**tables, **others}, references, tolerance, differences, shown, backend)
+          if judged else []),
     ]
