@@ -31,6 +31,13 @@ def figures(text: str) -> list[str]:
     return found + SPEEDUP.findall(text)
 
 
+def keras2_cell(address: str, std: bool = False) -> str:
+    """The pattern of a figure's Keras 2 mean (or std) in the report's table of the figures on other backends:
+    its fifth column, after the post's, ours and Keras 3 on JAX."""
+    mean, spread = (r"[\d.]+", r"([\d.]+)") if std else (r"([\d.]+)", r"[\d.]+")
+    return rf"re:\| `{re.escape(address)}` \|[^|]*\|[^|]*\|[^|]*\| {mean} ± {spread} \("
+
+
 # Every figure README.md's prose gives, in its order, with the one committed file and key it comes from: a
 # dotted key into that JSON or YAML file ("/"-separated where a key holds dots), divided by `scale` (bytes
 # to GB), two keys for a ratio, or "re:<pattern>" for a figure a file states in its text. A figure added,
@@ -41,6 +48,7 @@ SOURCES = [
     ("2.2", "reports/benchmarks.json", "disk.models_bytes", 1e9),
     ("2.4", "reports/benchmarks.json", "tests.tmp_peak_bytes", 1e9),
     ("0.9379", "reports/mnist_tips/metrics.json", "unscaled.test_accuracy.mean"),
+    ("0.9398", "reports/README.md", keras2_cell("mnist_tips.unscaled.test_accuracy")),
     ("0.1112", "reports/mnist_tips/metrics.json", "unscaled_keras2_loss.test_accuracy.mean"),
     ("0.325", "reports/fashion/metrics.json", "cross_validation.dense64.val_loss.mean"),
     ("0.003", "reports/fashion/metrics.json", "cross_validation.dense64.val_loss.std"),
@@ -69,6 +77,15 @@ SOURCES = [
     ("1.3", "reports/verdicts.json", "figures/fashion.cross_validation.dense64x2_dropout02.epoch/std"),
     ("19.8", "reports/verdicts.json", "figures/fashion.cross_validation.dense64_l2.epoch/mean"),
     ("3.5", "reports/verdicts.json", "figures/fashion.cross_validation.dense64_l2.epoch/std"),
+    ("0.9497", "reports/README.md", keras2_cell("mnist_tips.deep_relu_adam.test_accuracy")),
+    ("0.5981", "reports/README.md", keras2_cell("mnist_tips.noisy_dropout.test_accuracy")),
+    ("0.9217", "reports/verdicts.json", "figures/mnist_tips.deep_relu_adam.test_accuracy/post"),
+    ("0.6225", "reports/verdicts.json", "figures/mnist_tips.noisy_dropout.test_accuracy/post"),
+    ("0.1225", "reports/README.md", keras2_cell("mnist_tips.mse_sigmoid.test_accuracy")),
+    ("0.0245", "reports/README.md", keras2_cell("mnist_tips.mse_sigmoid.test_accuracy", std=True)),
+    ("0.1363", "reports/verdicts.json", "figures/mnist_tips.mse_sigmoid.test_accuracy/post"),
+    ("17.2", "reports/README.md", keras2_cell("fashion.cross_validation.dense64x2_dropout02.epoch")),
+    ("2.1", "reports/README.md", keras2_cell("fashion.cross_validation.dense64x2_dropout02.epoch", std=True)),
     ("0.02", "floors/full.yaml", r"re:max\(3 x seed std, ([\d.]+)\)"),
     (
         "1.7",

@@ -5,8 +5,8 @@ its validation loss also under both definitions a softmax output can get. The fi
 each variant's params, the MD5 of every module loaded, the commit, library versions, devices and XLA_FLAGS.
 
 `--backend tf_keras` runs the units' own training code on Keras 2's API and implementation (the `tf-keras`
-package, on the same TensorFlow), installed beside Keras 3 with
-`pip install --no-deps tf-keras==<TensorFlow's version>` (it declares `tensorflow`, not `tensorflow-cpu`)."""
+package, on the same TensorFlow), installed beside Keras 3 with `pip install --no-deps -r requirements-tf-keras.txt`
+(it declares `tensorflow`, not `tensorflow-cpu`)."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def load_keras(backend: str):
     try:
         import tf_keras
     except ImportError:
-        raise SystemExit("--backend tf_keras: the tf-keras package is not installed; "
-                         "pip install --no-deps tf-keras==<TensorFlow's version>") from None
+        raise SystemExit("--backend tf_keras: the tf-keras package is not installed: "
+                         "pip install --no-deps -r requirements-tf-keras.txt") from None
     import tensorflow as tf
 
     if tf_keras.__version__.split(".")[:2] != tf.__version__.split(".")[:2]:

@@ -12,7 +12,7 @@ import numpy as np
 from lib.common.core import DataError
 from lib.results.claims import in_post_order
 from lib.results.runs import METRICS, read_json
-from lib.results.stats import WARNING, mean_std, seed_summaries, warning_summary
+from lib.results.stats import WARNING, seed_summaries, warning_summary
 from lib.train.configs import cv_params
 
 DEFINITIONS = {"logits": "val_loss_logits", "clipped": "val_loss_clipped", "keras": "val_loss"}
@@ -24,17 +24,22 @@ LOSS_FROM = {"tensorflow": "from the logits behind the softmax", KERAS2: "from t
              "jax": "from the probabilities clipped to [1e-7, 1 - 1e-7], as standalone Keras 2 did"}
 
 
+def versions_and_library(data: dict) -> tuple[dict, str]:
+    """A `tools.run_variants` file's library versions (the first files kept only Keras's, at the top level) and
+    the library its Keras ran on, named as its module (Keras 2 runs on TensorFlow)."""
+    versions = data.get("versions") or {"keras": data["keras"]}
+    return versions, "tensorflow" if data["backend"] == KERAS2 else data["backend"]
+
+
 def backend_name(data: dict) -> str:
     """What trained a `tools.run_variants` file, without its machine: `Keras 2 on TensorFlow`, `Keras 3 on JAX`."""
-    keras = data.get("versions", {}).get("keras") or data["keras"]  # the first files kept it at the top level
-    library = "tensorflow" if data["backend"] == KERAS2 else data["backend"]
-    return f"Keras {keras.split('.')[0]} on {BACKENDS.get(library, library)}"
+    versions, library = versions_and_library(data)
+    return f"Keras {versions['keras'].split('.')[0]} on {BACKENDS.get(library, library)}"
 
 
 def backend_label(data: dict) -> str:
     """backend_name with the versions and the devices (or the machine): `Keras 3.15.1 on JAX 0.10.2, cpu:0`."""
-    versions = data.get("versions", {"keras": data.get("keras")})
-    library = "tensorflow" if data["backend"] == KERAS2 else data["backend"]
+    versions, library = versions_and_library(data)
     on = f"{BACKENDS.get(library, library)} {versions.get(library, '')}".rstrip()
     return f"Keras {versions['keras']} on {on}, {', '.join(data['devices']) or data['machine']}"
 
@@ -46,15 +51,15 @@ def epoch_order(data: dict) -> str:
 
 
 def backend_summary(path: Path | None) -> tuple[dict, dict]:
-    """Mean +- std per variant from a `tools.run_variants` MNIST tips file, and the file itself with its `file`
-    name ({} without)."""
+    """Per variant, each metric's mean +- std and seed values from a `tools.run_variants` MNIST tips file, and the
+    file itself with its `file` name ({} without)."""
     if path is None:
         return {}, {}
     data = json.loads(path.read_text())
     per_variant: dict[str, list] = {}
     for run in data["runs"]:
         per_variant.setdefault(run["variant"], []).append(run)
-    summary = {v: {m: mean_std([run[m] for run in runs]) for m in METRICS} for v, runs in per_variant.items()}
+    summary = {v: seed_summaries(runs, METRICS) for v, runs in per_variant.items()}
     return summary, {**data, "file": str(path)}
 
 

@@ -387,21 +387,25 @@ def other_figure(other: dict, post: str, address: str) -> dict | None:
     return None
 
 
-def backends_table(outside: list[tuple[str, list[str]]], tables: dict, shown: dict, backend: str | None) -> list[str]:
-    """The figures outside their interval that another backend's file also trained: the post's, ours and each
-    backend's mean ± std (seeds), a column per backend (`shown`: stages.report.other_tables'). Files that replay
-    one order of the training data are left out: the units reshuffle it, and so do these columns' runs."""
+def backends_table(outside: list[tuple[str, list[str], dict]], tables: dict, shown: dict, tolerance: dict,
+                   backend: str | None) -> list[str]:
+    """The figures outside their interval (figure_verdicts') that another backend's file also trained: the post's,
+    ours and each backend's mean ± std (seeds) with its statistical verdict, a column per backend (`shown`:
+    stages.report.other_tables'). Files that replay one order of the training data are left out: the units
+    reshuffle it, and so do these columns' runs."""
     columns: dict[str, list[str]] = {}
     for table, info in shown.items():
         if info["epoch_order"] == "reshuffled":
             columns.setdefault(info["name"], []).append(table)
     rows = []
-    for address, cells in outside:
+    for address, cells, record in outside:
         found = [next((e for t in names if (e := other_figure(tables[t], shown[t]["post"], address))), None)
                  for names in columns.values()]
+        judged = [figure(e, record["post"], address.split(".")[-1], tolerance, figure_digits(address))[0] if e else None
+                  for e in found]
         if any(found):
-            rows.append([f"`{address}`", cells[0], cells[1],
-                         *(format_mean_std(e, figure_digits(address), seeds=True) if e else "-" for e in found)])
+            rows.append([f"`{address}`", cells[0], f"{cells[1]}, {cells[4]}",
+                         *(f"{c[1]}, {c[4]}" if c else "-" for c in judged)])
     if not rows:
         return []
     ours = f"ours, Keras 3 on {BACKENDS.get(backend, backend)}" if backend else "ours"
@@ -409,8 +413,10 @@ def backends_table(outside: list[tuple[str, list[str]]], tables: dict, shown: di
               for name, names in columns.items()]
     return ["", "The same figures on other backends, trained outside DVC by `tools/run_variants.py` with the units' "
             "code and params (a dense net's figure from the loss computed from the logits, as our units compute it), "
-            "mean ± std (seeds):", "", *md_table(f"figure | post | {ours} | {' | '.join(columns)}", rows), "",
-            *legend]
+            "mean ± std (seeds) and the statistical verdict of the post's figure against each backend's seeds:", "",
+            *md_table(f"figure | post | {ours} | {' | '.join(columns)}", rows), "", *legend,
+            "- What each file records of its params and code: [mnist_tips/table.md](mnist_tips/table.md), "
+            "[fashion/table.md](fashion/table.md)."]
 
 
 def figure_verdicts(tables: dict, references: dict, tolerance: dict) -> list[tuple[str, list[str], dict]]:
@@ -457,8 +463,8 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
         note = (cause(entry) if entry else "*Within the tolerance; no cause investigated.*" if small
                 else "*No cause investigated yet.*")
         lines += [f"- {listed}.", f"  {note}"]
-    outside = [(address, cells) for address, cells, record in found if record["statistical"] == "outside"]
-    lines += backends_table(outside, tables, shown or {}, backend)
+    outside = [figure for figure in found if figure[2]["statistical"] == "outside"]
+    lines += backends_table(outside, tables, shown or {}, tolerance, backend)
     for entry in differences:
         if not entry.get("figures"):
             lines += ["", f"**{entry['title']}** {cause(entry)}"]
