@@ -13,15 +13,7 @@ import yaml
 from lib.common.core import ConfigError, atomic_path, build_config, load_yaml, run_stage, write_json
 from lib.results.claims import _pairs, check, headline, load_claims, load_references, load_tables
 from lib.results.guards import units_backend
-from lib.results.other_backend import (
-    backend_label,
-    backend_name,
-    backend_summary,
-    epoch_order,
-    expected_params,
-    gap_pattern,
-    other_backend,
-)
+from lib.results.other_backend import INFO, backend_info, backend_summary, expected_params, gap_pattern, other_backend
 from lib.results.render import claim_mark, judging, report_lines, verdicts_record
 from lib.train.configs import OverfittingRule
 
@@ -34,17 +26,17 @@ def other_tables(specs: list[str], fashion: dict, tables: dict, references: dict
     Also what trained each and which post's figures it holds: {NAME_other: {post, name, label, file, epoch_order}}."""
     out, shown = {}, {}
     for name, path in _pairs(specs, "--other-backend", "fashion=reports/fashion_jax_cpu.json"):
+        if f"{name}_other" in out:
+            raise ConfigError(f"--other-backend {name}: given twice")
         if name.startswith("mnist_tips"):
             out[f"{name}_other"], data = backend_summary(Path(path))
-            shown[f"{name}_other"] = {"post": "mnist_tips", "name": backend_name(data), "label": backend_label(data),
-                                      "file": path, "epoch_order": epoch_order(data)}
+            shown[f"{name}_other"] = {"post": "mnist_tips", **backend_info(data, Path(path))}
         elif name.startswith("fashion"):
             rule = build_config(OverfittingRule, fashion["overfitting"], "fashion.overfitting")
             other = other_backend(Path(path), rule, expected_params(fashion))
             pattern = gap_pattern(tables["fashion"]["cross_validation"], other, references["fashion"])
             out[f"{name}_other"] = {**other, "pattern": pattern}
-            shown[f"{name}_other"] = {"post": "fashion", **{k: other[k] for k in ("name", "label", "file",
-                                                                                  "epoch_order")}}
+            shown[f"{name}_other"] = {"post": "fashion", **{k: other[k] for k in INFO}}
         else:
             raise ConfigError(f"--other-backend {name}: allowed: a name starting with mnist_tips or fashion")
     return out, shown

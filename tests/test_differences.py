@@ -147,8 +147,8 @@ def test_the_figures_that_differ_are_shown_on_each_backend_that_trained_them():
     assert "| figure | post | ours, Keras 3 on TensorFlow | Keras 3 on JAX | Keras 2 on TensorFlow |" in text
     # The post's 0.9217 against 0.953 +- 4.303 * 0.006 * sqrt(4/3) (outside) and 0.94 +- 0.0994 (consistent).
     assert (
-        "| `mnist_tips.adam.test_accuracy` | 0.9217 | 0.9550 ± 0.0030 (3), outside | 0.9530 ± 0.0060 (3), outside "
-        "| 0.9400 ± 0.0200 (3), consistent |" in text
+        "| `mnist_tips.adam.test_accuracy` | 0.9217 | 0.9550 ± 0.0030 (3), outside "
+        "| 0.9530 ± 0.0060 (3), rank 1/4, p 0.50, outside | 0.9400 ± 0.0200 (3), rank 2/4, p 1.00, consistent |" in text
     )
     assert "`mnist_tips.relu.test_accuracy` |" not in text  # outside, but only the replayed file has it
     assert "- Keras 2 on TensorFlow: `2.json` (Keras 2 on TensorFlow 1.0, cpu)." in text
@@ -242,3 +242,10 @@ def test_a_verdict_word_in_a_text_is_the_computed_verdict():
     for entry in load_differences(ROOT / "reference" / "differences.yaml"):
         fixed = re.sub(r"\{verdict of [^}]+\}", "", entry["text"])
         assert not re.search(r"\bconsistent\b|within its interval|inside (its|our) interval", fixed), entry["text"]
+
+
+def test_an_other_backend_name_given_twice_is_refused():
+    """Two files under one NAME would silently leave only the second in the report."""
+    path = f"{ROOT}/reports/mnist_tips_jax_h100.json"
+    with pytest.raises(ConfigError, match="mnist_tips: given twice"):
+        other_tables([f"mnist_tips={path}", f"mnist_tips={path}"], {}, {}, {})

@@ -1,7 +1,8 @@
 """The order of the training data across epochs. The posts' Keras reshuffled before every epoch;
 Keras 3 on TensorFlow, once seeded, replays one order (the cause the report names for the
-Fashion-MNIST gap), Keras 3 on JAX reshuffles. stages.models.reshuffled, which every unit
-trains through, reshuffles on both, and a seed gives the same orders again."""
+Fashion-MNIST gap), Keras 3 on JAX reshuffles. lib.train.keras_train.reshuffled, which every unit
+trains through, reshuffles on both (and on Keras 2, as tools.run_variants --backend tf_keras runs it), and a
+seed gives the same orders again."""
 
 import json
 import sys
@@ -13,7 +14,11 @@ from tests.conftest import run
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = r"""
-import json, sys
+import json, os, sys
+if os.environ.get("KERAS_BACKEND") == "tf_keras":  # Keras 2 under the name keras, as tools.run_variants runs it
+    del os.environ["KERAS_BACKEND"]
+    from tools.run_variants import load_keras
+    load_keras("tf_keras")
 import numpy as np, keras
 from lib.train.keras_train import reshuffled, seed_everything
 from tools.run_variants import replay_order_callback
@@ -63,7 +68,7 @@ def test_which_backend_reshuffles_the_training_data_each_epoch(tmp_path, backend
     assert len({tuple(epoch) for epoch in orders(tmp_path, backend, how)}) == distinct
 
 
-@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "tf_keras"])
 def test_every_unit_reshuffles_each_epoch_and_a_seed_repeats_its_orders(tmp_path, backend):
     first = orders(tmp_path, backend, "reshuffled")
     assert len({tuple(epoch) for epoch in first}) == 3  # a new order every epoch

@@ -192,7 +192,6 @@ def test_each_backend_reports_one_definition_and_the_tool_trains_as_the_units(sm
     data = json.loads(out.read_text())
     assert data["backend"] == backend and data["params"]["dense64"]["epochs"] == 24
     assert data["versions"]["keras"].split(".")[0] == ("2" if backend == "tf_keras" else "3")
-    assert data["epoch_order"] == "reshuffled"
     (row,) = data["runs"]
     curves = {k: np.array(v) for k, v in row["curves"].items()}
     assert curves["val_loss"].shape == (24,)

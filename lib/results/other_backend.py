@@ -50,6 +50,14 @@ def epoch_order(data: dict) -> str:
     return data.get("epoch_order", "reshuffled" if data["backend"] == "jax" else "replayed")
 
 
+INFO = ("name", "label", "file", "epoch_order")  # backend_info's keys, also in other_backend's summary
+
+
+def backend_info(data: dict, path: Path) -> dict:
+    """What the tables say of a `tools.run_variants` file: backend_name, backend_label, the file, epoch_order."""
+    return dict(zip(INFO, (backend_name(data), backend_label(data), str(path), epoch_order(data))))
+
+
 def backend_summary(path: Path | None) -> tuple[dict, dict]:
     """Per variant, each metric's mean +- std and seed values from a `tools.run_variants` MNIST tips file, and the
     file itself with its `file` name ({} without)."""
@@ -95,9 +103,7 @@ def other_backend(path: Path | None, rule, expected_params: dict[str, dict]) -> 
                          **{d: seed_summaries(e[d], WARNING) for d in DEFINITIONS},
                          "epoch_moved": sum(a["epoch"] != b["epoch"] for a, b in zip(e["logits"], e["clipped"]))}
                for variant, e in variants.items()}
-    return {"label": backend_label(data), "name": backend_name(data), "file": str(path),
-            "epoch_order": epoch_order(data), "commit": data["code"]["commit"], "variants": summary,
-            "other_params": differ}
+    return {**backend_info(data, path), "commit": data["code"]["commit"], "variants": summary, "other_params": differ}
 
 
 def gap_pattern(cv: dict, other: dict, reference: dict) -> dict:

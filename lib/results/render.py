@@ -390,9 +390,10 @@ def other_figure(other: dict, post: str, address: str) -> dict | None:
 def backends_table(outside: list[tuple[str, list[str], dict]], tables: dict, shown: dict, tolerance: dict,
                    backend: str | None) -> list[str]:
     """The figures outside their interval (figure_verdicts') that another backend's file also trained: the post's,
-    ours and each backend's mean ± std (seeds) with its statistical verdict, a column per backend (`shown`:
-    stages.report.other_tables'). Files that replay one order of the training data are left out: the units
-    reshuffle it, and so do these columns' runs."""
+    ours and each backend's mean ± std (seeds) with the post's rank and statistical verdict, a column per backend
+    (`shown`: stages.report.other_tables'; of two files of one backend for the same post, the first that has the
+    figure). Files that replay one order of the training data are left out: the units reshuffle it, and so do
+    these columns' runs."""
     columns: dict[str, list[str]] = {}
     for table, info in shown.items():
         if info["epoch_order"] == "reshuffled":
@@ -405,15 +406,15 @@ def backends_table(outside: list[tuple[str, list[str], dict]], tables: dict, sho
                   for e in found]
         if any(found):
             rows.append([f"`{address}`", cells[0], f"{cells[1]}, {cells[4]}",
-                         *(f"{c[1]}, {c[4]}" if c else "-" for c in judged)])
+                         *(f"{c[1]}, rank {c[3]}, {c[4]}" if c else "-" for c in judged)])
     if not rows:
         return []
     ours = f"ours, Keras 3 on {BACKENDS.get(backend, backend)}" if backend else "ours"
     legend = [f"- {name}: " + "; ".join(f"`{shown[t]['file']}` ({shown[t]['label']})" for t in names) + "."
               for name, names in columns.items()]
-    return ["", "The same figures on other backends, trained outside DVC by `tools/run_variants.py` with the units' "
-            "code and params (a dense net's figure from the loss computed from the logits, as our units compute it), "
-            "mean ± std (seeds) and the statistical verdict of the post's figure against each backend's seeds:", "",
+    return ["", "The same figures on other backends, trained outside DVC by `tools/run_variants.py` (a dense net's "
+            "figure from the loss computed from the logits, as our units compute it): mean ± std (seeds), the post's "
+            "rank among that backend's seeds and its statistical verdict against them:", "",
             *md_table(f"figure | post | {ours} | {' | '.join(columns)}", rows), "", *legend,
             "- What each file records of its params and code: [mnist_tips/table.md](mnist_tips/table.md), "
             "[fashion/table.md](fashion/table.md)."]
