@@ -25,7 +25,7 @@ import numpy as np
 
 from lib.common.core import load_params, write_json
 from lib.common.paths import prepared_file
-from lib.results.other_backend import KERAS2
+from lib.results.other_backend import KERAS2, library
 from lib.train.configs import Training, check_groups, cv_params, cv_unit, tips_unit, use_backend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,9 +189,8 @@ def main() -> None:
                          "(seeded TensorFlow replays one order already)")
     devices = [str(d) for d in importlib.import_module("jax").devices()] if backend == "jax" else []
     versions = {"keras": keras.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    library = "tensorflow" if backend == KERAS2 else backend
-    if library in ("jax", "tensorflow"):  # the backend's own library, named as its module
-        versions[library] = importlib.import_module(library).__version__
+    if (module := library(backend)) in ("jax", "tensorflow"):  # the backend's own library, named as its module
+        versions[module] = importlib.import_module(module).__version__
     # The order of the training data across epochs: reshuffled before every epoch, as the units train
     # (lib.train.keras_train.reshuffled), unless --replay-order replays one.
     order = "replayed" if args.replay_order else "reshuffled"

@@ -24,11 +24,15 @@ LOSS_FROM = {"tensorflow": "from the logits behind the softmax", KERAS2: "from t
              "jax": "from the probabilities clipped to [1e-7, 1 - 1e-7], as standalone Keras 2 did"}
 
 
+def library(backend: str) -> str:
+    """The library a `tools.run_variants` backend's Keras runs on, named as its module (Keras 2 on TensorFlow)."""
+    return "tensorflow" if backend == KERAS2 else backend
+
+
 def versions_and_library(data: dict) -> tuple[dict, str]:
     """A `tools.run_variants` file's library versions (the first files kept only Keras's, at the top level) and
-    the library its Keras ran on, named as its module (Keras 2 runs on TensorFlow)."""
-    versions = data.get("versions") or {"keras": data["keras"]}
-    return versions, "tensorflow" if data["backend"] == KERAS2 else data["backend"]
+    its library."""
+    return data.get("versions") or {"keras": data["keras"]}, library(data["backend"])
 
 
 def backend_name(data: dict) -> str:

@@ -394,28 +394,28 @@ def backends_table(outside: list[tuple[str, list[str], dict]], tables: dict, sho
     (`shown`: stages.report.other_tables'; of two files of one backend for the same post, the first that has the
     figure). Files that replay one order of the training data are left out: the units reshuffle it, and so do
     these columns' runs."""
-    columns: dict[str, list[str]] = {}
+    by_backend: dict[str, list[str]] = {}
     for table, info in shown.items():
         if info["epoch_order"] == "reshuffled":
-            columns.setdefault(info["name"], []).append(table)
+            by_backend.setdefault(info["name"], []).append(table)
     rows = []
     for address, cells, record in outside:
-        found = [next((e for t in names if (e := other_figure(tables[t], shown[t]["post"], address))), None)
-                 for names in columns.values()]
-        judged = [figure(e, record["post"], address.split(".")[-1], tolerance, figure_digits(address))[0] if e else None
-                  for e in found]
-        if any(found):
+        entries = [next((e for t in names if (e := other_figure(tables[t], shown[t]["post"], address))), None)
+                   for names in by_backend.values()]
+        if any(entries):
+            judged = (figure(e, record["post"], address.split(".")[-1], tolerance, figure_digits(address))[0]
+                      if e else None for e in entries)
             rows.append([f"`{address}`", cells[0], f"{cells[1]}, {cells[4]}",
                          *(f"{c[1]}, rank {c[3]}, {c[4]}" if c else "-" for c in judged)])
     if not rows:
         return []
     ours = f"ours, Keras 3 on {BACKENDS.get(backend, backend)}" if backend else "ours"
     legend = [f"- {name}: " + "; ".join(f"`{shown[t]['file']}` ({shown[t]['label']})" for t in names) + "."
-              for name, names in columns.items()]
+              for name, names in by_backend.items()]
     return ["", "The same figures on other backends, trained outside DVC by `tools/run_variants.py` (a dense net's "
             "figure from the loss computed from the logits, as our units compute it): mean ± std (seeds), the post's "
             "rank among that backend's seeds and its statistical verdict against them:", "",
-            *md_table(f"figure | post | {ours} | {' | '.join(columns)}", rows), "", *legend,
+            *md_table(f"figure | post | {ours} | {' | '.join(by_backend)}", rows), "", *legend,
             "- What each file records of its params and code: [mnist_tips/table.md](mnist_tips/table.md), "
             "[fashion/table.md](fashion/table.md)."]
 
@@ -446,9 +446,9 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
     # One item per entry of differences.yaml (its figures together), then the unexplained ones.
     groups: dict[int, list] = {}
     found = figure_verdicts(tables, references, tolerance)
-    for address, cells, record in found:
-        if record["statistical"] == "outside":
-            groups.setdefault(id(by_figure.get(address)), []).append((address, cells))
+    outside = [item for item in found if item[2]["statistical"] == "outside"]
+    for address, cells, _ in outside:
+        groups.setdefault(id(by_figure.get(address)), []).append((address, cells))
     if not groups:
         lines.append("No figure of the posts lies outside its interval.")
     verdicts = {address: record["statistical"] for address, _, record in found}
@@ -464,7 +464,6 @@ def differences_section(tables: dict, references: dict, tolerance: dict, differe
         note = (cause(entry) if entry else "*Within the tolerance; no cause investigated.*" if small
                 else "*No cause investigated yet.*")
         lines += [f"- {listed}.", f"  {note}"]
-    outside = [figure for figure in found if figure[2]["statistical"] == "outside"]
     lines += backends_table(outside, tables, shown or {}, tolerance, backend)
     for entry in differences:
         if not entry.get("figures"):
