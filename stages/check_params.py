@@ -32,6 +32,7 @@ class Params:
     training: dict
     mnist_tips: dict
     fashion: dict
+    search: dict
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def check(params: Mapping) -> None:
     _, settings, _ = configs.cnn_unit(sections, 0)
     configs.check_fits(settings.batch_size, images[FASHION_DATA["fashion_cnn"]], "fashion.training.batch_size",
                        "the images the CNN trains on")
+    build_config(configs.Search, top.search, "search")
 
 
 def main(argv: list[str] | None) -> None:

@@ -18,8 +18,9 @@ from lib.results.guards import check_unchanged_since_start, check_units
 from lib.results.other_backend import expected_params, other_backend
 from lib.results.render import BACKENDS, judging, render_other_backend, render_sections, settings_of, verdict_rule
 from lib.results.runs import confusion_rows, read_curves, read_json, summarize_cv, warning_epochs, write_curves
-from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
+from lib.results.stats import mean_std, seed_summaries
 from lib.train.configs import CrossValidation, OverfittingRule, cnn_unit, cv_unit, final_unit
+from lib.train.overfitting import CURVES, WARNING, mean_curves, warning_summary
 
 log = logging.getLogger("stages.fashion_table")
 

@@ -9,9 +9,10 @@ from lib.common.paths import fashion_cv_run
 from lib.results.figures import plot_curves, plot_warning_epochs
 from lib.results.render import render_sections
 from lib.results.runs import read_curves, summarize_cv, warning_epochs
-from lib.results.stats import mean_curves, mean_std, overfitting_warning, seed_summary, warning_summary
+from lib.results.stats import mean_std, seed_summary
 from lib.train.configs import CrossValidation, DenseVariant, OverfittingRule, RunSettings
 from lib.train.keras_train import LiveLogger, build_cnn, fold_indices, train_fold
+from lib.train.overfitting import mean_curves, overfitting_warning, warning_summary
 from stages.fashion_samples import first_of_each_class
 
 RULE = OverfittingRule(patience=10, min_decrease=0.02)

@@ -98,7 +98,7 @@ def test_speed_settings_keep_the_posts_training(arrays):
 @pytest.mark.parametrize(
     "overrides, key",
     [
-        ({"activation": "tanh"}, "activation"),
+        ({"activation": "swish"}, "activation"),
         ({"loss": "hinge"}, "loss"),
         ({"optimizer": "adm"}, "optimizer"),
         ({"dropout_rate": 1.0}, "dropout_rate"),

@@ -12,8 +12,9 @@ import numpy as np
 from lib.common.core import DataError
 from lib.results.claims import in_post_order
 from lib.results.runs import METRICS, read_json
-from lib.results.stats import WARNING, seed_summaries, warning_summary
+from lib.results.stats import seed_summaries
 from lib.train.configs import cv_params
+from lib.train.overfitting import WARNING, warning_summary
 
 DEFINITIONS = {"logits": "val_loss_logits", "clipped": "val_loss_clipped", "keras": "val_loss"}
 BACKENDS = {"tensorflow": "TensorFlow", "jax": "JAX"}  # how the tables name a Keras backend

@@ -10,7 +10,6 @@ from lib.results.claims import in_post_order, lookup
 from lib.results.other_backend import BACKENDS, LOSS_FROM, backend_label, gap_pattern
 from lib.results.runs import METRICS
 from lib.results.stats import (
-    WARNING,
     degenerate,
     interval_verdict,
     post_rank,
@@ -19,6 +18,7 @@ from lib.results.stats import (
     rank_p_value,
     tolerance_for,
 )
+from lib.train.overfitting import WARNING
 
 POSTS = "posts"  # params' `profile` of the posts' own setup, the one whose figures are judged against theirs
 WARNING_FIGURES = tuple(zip(WARNING, (1, 3, 3)))  # an overfitting warning's figures, with their digits

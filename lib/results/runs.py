@@ -12,7 +12,8 @@ import numpy as np
 from lib.common.core import DataError, atomic_path
 from lib.common.paths import fashion_cv_run, mnist_tips_run
 from lib.data.configs import CLASS_NAMES
-from lib.results.stats import CURVES, WARNING, mean_curves, mean_std, seed_summaries, warning_summary
+from lib.results.stats import mean_std, seed_summaries
+from lib.train.overfitting import CURVES, WARNING, mean_curves, warning_summary
 
 METRICS = ("train_accuracy", "test_accuracy")  # an MNIST tips unit's figures
 

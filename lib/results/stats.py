@@ -1,6 +1,5 @@
 """Statistics over seeds, the same for every table, the report and the gate: mean ± sample std, the
-95% prediction interval for one new run, the post's rank among the seeds and the verdict; and the
-post's overfitting warning on a validation-loss curve."""
+95% prediction interval for one new run, the post's rank among the seeds and the verdict."""
 
 from __future__ import annotations
 
@@ -11,8 +10,6 @@ from collections import Counter
 import numpy as np
 
 LEVEL = 0.95  # of the prediction intervals
-CURVES = ("loss", "val_loss", "accuracy", "val_accuracy")
-WARNING = ("epoch", "val_loss", "val_accuracy")  # a warning_summary's figures
 
 
 def mean_std(values) -> dict:
@@ -103,28 +100,3 @@ def interval_verdict(interval: dict, post: float | None) -> str:
     if interval.get("low") is None:
         return "outside (no value)"
     return "consistent" if interval["low"] <= post <= interval["high"] else "outside"
-
-
-def overfitting_warning(val_loss, rule) -> int | None:
-    """The post's rule: the first epoch i (0-based) none of whose next `patience` has a val_loss below
-    (1 - min_decrease) * val_loss[i]; None if none."""
-    val_loss = np.asarray(val_loss, dtype=float)
-    for i in range(len(val_loss) - rule.patience):
-        if not np.any(val_loss[i + 1 : i + 1 + rule.patience] < (1 - rule.min_decrease) * val_loss[i]):
-            return i
-    return None
-
-
-def warning_summary(curves: dict, rule) -> dict:
-    """The warning's epoch (1-based) and the validation loss and accuracy there."""
-    i = overfitting_warning(curves["val_loss"], rule)
-    if i is None:
-        return dict.fromkeys(WARNING)
-    return {"epoch": i + 1, "val_loss": float(curves["val_loss"][i]), "val_accuracy": float(curves["val_accuracy"][i])}
-
-
-def mean_curves(histories: list[dict]) -> dict[str, np.ndarray]:
-    """Per-epoch mean over folds (the post's np.mean(axis=0)); where some stopped early, over those that went on."""
-    length = max(len(h["loss"]) for h in histories)
-    return {name: np.nanmean([np.pad(np.asarray(h[name], dtype=float), (0, length - len(h[name])),
-                                     constant_values=np.nan) for h in histories], axis=0) for name in CURVES}

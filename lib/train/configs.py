@@ -8,11 +8,11 @@ import os
 import sys
 from dataclasses import dataclass
 
-from lib.common.core import ConfigError, build_config, config_dict, require, select
+from lib.common.core import MAX_SEED, ConfigError, build_config, config_dict, require, select
 
 BACKENDS = ("tensorflow", "jax")
-ACTIVATIONS = ("relu", "sigmoid")
-OPTIMIZERS = ("sgd", "adam")
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
 TIPS_LOSSES = ("mse", "categorical_crossentropy", "categorical_crossentropy_clipped")
 
 
@@ -105,7 +105,7 @@ class RunSettings:
     def __post_init__(self):
         _count("epochs", self.epochs)
         _count("batch_size", self.batch_size)
-        require(self.optimizer in ("adam", "sgd"), "optimizer", self.optimizer, "allowed: adam, sgd")
+        require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"allowed: {', '.join(OPTIMIZERS)}")
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "allowed: a number > 0")
 
 
@@ -166,6 +166,64 @@ class CnnConfig:
         _rate(self.dropout_rate)
 
 
+# What each key of `search.space` may hold: a rule on one value, and the rule in words.
+SPACE = {
+    "layers": (lambda v: isinstance(v, int) and 1 <= v <= MOST["layers"], f"integers from 1 to {MOST['layers']}"),
+    "units": (lambda v: isinstance(v, int) and 1 <= v <= MOST["units"], f"integers from 1 to {MOST['units']}"),
+    "activation": (lambda v: v in ACTIVATIONS, f"names among {', '.join(ACTIVATIONS)}"),
+    "optimizer": (lambda v: v in OPTIMIZERS, f"names among {', '.join(OPTIMIZERS)}"),
+    "learning_rate": (lambda v: isinstance(v, (int, float)) and v > 0, "numbers > 0"),
+    "dropout_rate": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "numbers from 0 to below 1"),
+    "l2": (lambda v: isinstance(v, (int, float)) and v >= 0, "numbers >= 0"),
+}
+
+
+def _space_entry(key: str, entry) -> dict:
+    """One key of `search.space`: `{choices: [...]}`, or a range `{low, high}` (with `log: true`, sampled on a
+    log scale), every value meeting the key's rule."""
+    ok, words = SPACE[key]
+    where = f"space.{key}"
+    if isinstance(entry, dict) and set(entry) == {"choices"}:
+        values = entry["choices"]
+        require(isinstance(values, list) and values and all(ok(v) and not isinstance(v, bool) for v in values)
+                and len(set(values)) == len(values), where, values, f"allowed: a list of distinct {words}")
+        return {"choices": list(values)}
+    if isinstance(entry, dict) and {"low", "high"} <= set(entry) <= {"low", "high", "log"}:
+        low, high, log = entry["low"], entry["high"], entry.get("log", False)
+        require(key not in ("activation", "optimizer") and ok(low) and ok(high) and low < high
+                and isinstance(log, bool) and not (log and low <= 0), where, entry,
+                f"allowed: low < high, both {words} (low > 0 with log: true)")
+        return {"low": low, "high": high, "log": log}
+    raise ConfigError(f"{where}: {entry!r} is not allowed; allowed: {{choices: [...]}} or {{low, high, log}}")
+
+
+@dataclass(frozen=True)
+class Search:
+    """`search`, beyond the post: its closing advice done, a seeded TPE search (Optuna) over the dense nets of
+    its cross-validation that maximises the fold-mean val_accuracy at the overfitting warning, pruning on the
+    fold-mean val_accuracy curve; the `top` trials are then re-run on every seed of `fashion.seeds`."""
+
+    trials: int
+    space: dict
+    workers: int = 1  # Dask worker processes, each running trials against the one study file
+    sampler_seed: int = 0
+    seed: int = 0  # the training seed of every trial
+    startup_trials: int = 8  # random trials before TPE proposes, and before the pruner prunes
+    warmup_epochs: int = 5  # the epochs every trial trains before it can be pruned
+    top: int = 3
+
+    def __post_init__(self):
+        for key in ("trials", "workers", "startup_trials", "warmup_epochs", "top"):
+            require(isinstance(getattr(self, key), int) and 1 <= getattr(self, key) <= 10_000, key,
+                    getattr(self, key), "allowed: an integer from 1 to 10000")
+        require(self.top <= self.trials, "top", self.top, f"allowed: at most trials ({self.trials})")
+        for key in ("seed", "sampler_seed"):
+            require(0 <= getattr(self, key) <= MAX_SEED, key, getattr(self, key), f"allowed: 0 to {MAX_SEED}")
+        require(isinstance(self.space, dict) and set(self.space) == set(SPACE), "space", sorted(self.space),
+                f"allowed: exactly the keys {', '.join(SPACE)}")
+        object.__setattr__(self, "space", {key: _space_entry(key, self.space[key]) for key in SPACE})
+
+
 # Each unit kind's typed configs and effective config (config.json less the backend), from the params
 # it declares in dvc.yaml. The tables rebuild a unit's config with the same function to check it.
 
@@ -208,6 +266,16 @@ def cnn_unit(fashion: dict, seed: int) -> tuple[CnnConfig, RunSettings, dict]:
     cnn = build_config(CnnConfig, fashion["cnn"], "fashion.cnn")
     settings = run_settings(fashion["training"], cnn.epochs)
     return cnn, settings, {"seed": seed, **config_dict(cnn), **config_dict(settings)}
+
+
+def searched_unit(trial: dict, training: dict) -> tuple[DenseVariant, RunSettings, str]:
+    """A search trial's params (Optuna's names: `layers`, then `units_<i>` per layer) as the dense net, the
+    run settings (`fashion.training` with the trial's optimizer and learning rate) and the activation."""
+    units = [trial[f"units_{i + 1}"] for i in range(trial["layers"])]
+    variant = build_config(DenseVariant, {"hidden_units": units, "dropout_rate": trial["dropout_rate"],
+                                          "l2": trial["l2"]}, "search trial")
+    settings = run_settings({**training, "optimizer": trial["optimizer"], "learning_rate": trial["learning_rate"]})
+    return variant, settings, trial["activation"]
 
 
 def check_groups(groups, variants: list[str]) -> dict[str, list[str]]:

@@ -84,7 +84,7 @@ def make_loss(name: str):
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}
+    optimizers = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam, "rmsprop": keras.optimizers.RMSprop}
     if name not in optimizers:
         raise ValueError(f"optimizer {name!r} is not one of {', '.join(optimizers)}")
     return optimizers[name](learning_rate=learning_rate)
@@ -122,6 +122,15 @@ def fit_verbosity() -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
+def compiled(build: Callable[[], keras.Model], seed: int, loss: str, optimizer: str, learning_rate: float):
+    """Seed, build and compile as the posts do, several steps per host round trip."""
+    seed_everything(seed)
+    model = build()
+    model.compile(loss=make_loss(loss), optimizer=make_optimizer(optimizer, learning_rate), metrics=["accuracy"],
+                  steps_per_execution=STEPS_PER_EXECUTION)
+    return model
+
+
 def fit(build: Callable[[], keras.Model], seed: int, x, y, *, epochs: int, batch_size: int, loss: str, optimizer: str,
         learning_rate: float, validation=None, validation_batch_size: int | None = None,
         early_stopping: int | None = None, callbacks=()) -> tuple[keras.Model, dict[str, list[float]]]:
@@ -129,10 +138,7 @@ def fit(build: Callable[[], keras.Model], seed: int, x, y, *, epochs: int, batch
     round trip), fit on data reshuffled every epoch; with `early_stopping`, stop on val_loss and keep
     the best weights. Returns the model and its per-epoch curves. Call `keras.backend.clear_session()`
     when done with the model."""
-    seed_everything(seed)
-    model = build()
-    model.compile(loss=make_loss(loss), optimizer=make_optimizer(optimizer, learning_rate), metrics=["accuracy"],
-                  steps_per_execution=STEPS_PER_EXECUTION)
+    model = compiled(build, seed, loss, optimizer, learning_rate)
     callbacks = list(callbacks)
     if early_stopping:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=early_stopping,
@@ -174,8 +180,9 @@ def train_tips(variant, seed: int, arrays: dict, callbacks=()) -> tuple[dict, di
                     "train_loss": train_loss, "test_loss": test_loss}
 
 
-def _dense(variant, settings, seed: int, x, y, callbacks=(), **options) -> tuple[keras.Model, dict]:
-    return fit(lambda: build_dense(x.shape[1:], variant.hidden_units, "relu", variant.dropout_rate, variant.l2),
+def _dense(variant, settings, seed: int, x, y, callbacks=(), activation: str = "relu",
+           **options) -> tuple[keras.Model, dict]:
+    return fit(lambda: build_dense(x.shape[1:], variant.hidden_units, activation, variant.dropout_rate, variant.l2),
                seed, x, y, epochs=settings.epochs, batch_size=settings.batch_size,
                loss="sparse_categorical_crossentropy", optimizer=settings.optimizer,
                learning_rate=settings.learning_rate, callbacks=callbacks, **options)
@@ -191,11 +198,12 @@ def fold_indices(n: int, k: int, fold: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([np.arange(0, fold * size), np.arange((fold + 1) * size, n)]), val
 
 
-def train_fold(variant, settings, seed: int, x_train, y_train, x_val, y_val, callbacks=()) -> tuple[dict, dict]:
+def train_fold(variant, settings, seed: int, x_train, y_train, x_val, y_val, callbacks=(),
+               activation: str = "relu") -> tuple[dict, dict]:
     """One iteration of the post's k_fold_val loop (a DenseVariant and RunSettings): its curves; with
     early stopping, also the restored best weights measured on the validation fold."""
     stop = variant.early_stopping_patience
-    model, curves = _dense(variant, settings, seed, x_train, y_train, callbacks, validation=(x_val, y_val),
+    model, curves = _dense(variant, settings, seed, x_train, y_train, callbacks, activation, validation=(x_val, y_val),
                            early_stopping=stop)
     metrics = {"epochs_run": len(curves["loss"])}
     if stop:
@@ -205,9 +213,34 @@ def train_fold(variant, settings, seed: int, x_train, y_train, x_val, y_val, cal
     return curves, metrics
 
 
-def train_final(variant, settings, seed: int, arrays: dict, callbacks=()) -> tuple[dict, dict]:
+def fit_folds(build: Callable[[], keras.Model], seed: int, x, y, k: int, settings, after_epoch: Callable) -> list[dict]:
+    """The post's k folds trained side by side, one epoch each in turn (each model seeded, built and fed as
+    `fit` does), so that `after_epoch(epoch, curves)` sees every fold's curves after each epoch: it may end
+    the training (by returning True) or raise (a pruned search trial). Returns each fold's curves."""
+    runs = []
+    for fold in range(k):
+        train, val = fold_indices(len(x), k, fold)
+        model = compiled(build, seed, "sparse_categorical_crossentropy", settings.optimizer, settings.learning_rate)
+        runs.append((model, reshuffled(x[train], y[train], settings.batch_size, seed), (x[val], y[val])))
+    curves: list[dict[str, list[float]]] = [{} for _ in runs]
+    try:
+        for epoch in range(settings.epochs):
+            for (model, data, validation), found in zip(runs, curves):
+                history = model.fit(**data, initial_epoch=epoch, epochs=epoch + 1, validation_data=validation,
+                                    verbose=0)
+                for name, values in history.history.items():
+                    found.setdefault(name, []).append(float(values[-1]))
+            if after_epoch(epoch, curves):
+                break
+    finally:
+        keras.backend.clear_session()
+    return curves
+
+
+def train_final(variant, settings, seed: int, arrays: dict, callbacks=(),
+                activation: str = "relu") -> tuple[dict, dict]:
     """The chosen dense net on all training images, then `evaluate` on the test set."""
-    model, curves = _dense(variant, settings, seed, arrays["x_train"], arrays["y_train"], callbacks)
+    model, curves = _dense(variant, settings, seed, arrays["x_train"], arrays["y_train"], callbacks, activation)
     test_loss, test_accuracy = evaluate(model, arrays["x_test"], arrays["y_test"])
     found = confusion(model, arrays["x_test"], arrays["y_test"])
     keras.backend.clear_session()

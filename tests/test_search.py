@@ -1,0 +1,237 @@
+"""The search stage (stages/search.py): its space and params checks, the lockstep folds it trains, the
+files it writes, and through DVC on the smoke profile: its outputs, a resumed interruption, and the
+same trial sequence again for one worker and one sampler seed."""
+
+import copy
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from lib.common.core import ConfigError, build_config
+from lib.train.configs import SPACE, DenseVariant, RunSettings, Search, searched_unit
+from stages.search import CODE, fingerprint, suggest, write_outputs
+from tests.conftest import ROOT, copy_project, dvc, run, start_dvc
+
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def search_of(**changes) -> Search:
+    return build_config(Search, {**copy.deepcopy(PARAMS["search"]), **changes}, "search")
+
+
+@pytest.mark.parametrize(
+    "key, entry, message",
+    [
+        ("units", {"choices": [0, 64]}, "a list of distinct integers from 1 to"),
+        ("activation", {"choices": ["relu", "swish"]}, "names among relu, sigmoid, tanh"),
+        ("optimizer", {"low": 0, "high": 1}, "low < high"),
+        ("learning_rate", {"low": 0.0, "high": 0.1, "log": True}, "low > 0 with log: true"),
+        ("dropout_rate", {"low": 0.0, "high": 1.0}, "numbers from 0 to below 1"),
+        ("l2", {"choices": []}, "a list of distinct numbers >= 0"),
+        ("layers", [1, 2], "{choices: [...]} or {low, high, log}"),
+    ],
+)
+def test_a_bad_space_entry_is_refused_naming_its_key(key, entry, message):
+    space = {**PARAMS["search"]["space"], key: entry}
+    with pytest.raises(ConfigError, match=rf"search\.space\.{key}: .*{re.escape(message)}"):
+        search_of(space=space)
+
+
+def test_the_space_needs_every_key_and_top_at_most_trials():
+    with pytest.raises(ConfigError, match=r"search\.space: .*exactly the keys layers, units, activation"):
+        search_of(space={k: v for k, v in PARAMS["search"]["space"].items() if k != "l2"})
+    with pytest.raises(ConfigError, match=r"search\.top: 5 is not allowed; allowed: at most trials \(4\)"):
+        search_of(trials=4, top=5)
+    assert set(search_of().space) == set(SPACE)
+
+
+def test_a_suggested_trial_is_a_net_the_training_core_builds():
+    space = {**search_of().space, "layers": {"choices": [2]}, "units": {"choices": [8, 16]}}
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        params = suggest(study.ask(), space)
+        variant, settings, activation = searched_unit(params, PARAMS["fashion"]["training"])
+        assert isinstance(variant, DenseVariant) and isinstance(settings, RunSettings)
+        assert len(variant.hidden_units) == 2 and set(variant.hidden_units) <= {8, 16}
+        assert activation in ("relu", "tanh", "sigmoid") and settings.optimizer in ("adam", "rmsprop", "sgd")
+        assert 1e-4 <= settings.learning_rate <= 1e-1 and 0 <= variant.dropout_rate <= 0.5
+        assert variant.l2 in (0.0, 1e-5, 1e-4, 1e-3)
+        assert settings.epochs == PARAMS["fashion"]["training"]["epochs"]  # the post's run settings, kept
+
+
+def test_the_lockstep_folds_give_the_units_curves_exactly_and_stop_when_told():
+    """fit_folds trains the k folds one epoch each in turn: each fold's curves are those of the fashion_cv
+    unit's train_fold, to the bit, with dropout too; and after_epoch ends the training."""
+    from lib.train import keras_train
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 8, 8), dtype=np.float32)
+    y = (x.mean(axis=(1, 2)) > 0.5).astype(int) + 2 * (x[:, 0, 0] > 0.5)
+    settings, variant = RunSettings(epochs=3, batch_size=8), DenseVariant(hidden_units=(16,), dropout_rate=0.3)
+    seen = []
+    folds = keras_train.fit_folds(
+        lambda: keras_train.build_dense((8, 8), (16,), "relu", 0.3, 0.0),
+        3,
+        x,
+        y,
+        2,
+        settings,
+        lambda epoch, curves: seen.append([len(c["loss"]) for c in curves]),
+    )
+    assert seen == [[1, 1], [2, 2], [3, 3]]
+    for fold in range(2):
+        train, val = keras_train.fold_indices(60, 2, fold)
+        curves, _ = keras_train.train_fold(variant, settings, 3, x[train], y[train], x[val], y[val])
+        assert folds[fold] == curves
+    stopped = keras_train.fit_folds(
+        lambda: keras_train.build_dense((8, 8), (16,), "relu", 0.0, 0.0),
+        3,
+        x,
+        y,
+        2,
+        settings,
+        lambda epoch, curves: epoch == 1,
+    )
+    assert [len(c["val_loss"]) for c in stopped] == [2, 2]
+
+
+def test_the_outputs_list_every_trial_the_best_and_the_progress(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    states = optuna.trial.TrialState
+    distributions = {
+        "layers": optuna.distributions.CategoricalDistribution([1, 2]),
+        "units_1": optuna.distributions.CategoricalDistribution([8, 16]),
+    }
+    for value, state in ((0.7, states.COMPLETE), (0.5, states.PRUNED), (0.8, states.COMPLETE), (0.6, states.COMPLETE)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"layers": 1, "units_1": 8},
+                distributions=distributions,
+                state=state,
+                value=value if state == states.COMPLETE else None,
+                intermediate_values={0: value},
+                user_attrs={"warning_epoch": 3, "curves": {"val_accuracy": [value]}},
+            )
+        )
+    best = write_outputs(study, tmp_path / "out", top=2)
+    assert [t["number"] for t in best] == [2, 0]
+    record = json.loads((tmp_path / "out" / "trials.json").read_text())
+    assert record["top"] == [2, 0] and [t["state"] for t in record["trials"]][:2] == ["complete", "pruned"]
+    assert record["trials"][0]["warning_epoch"] == 3 and record["trials"][0]["params"] == {"layers": 1, "units_1": 8}
+    rows = (tmp_path / "out" / "trials.csv").read_text().splitlines()
+    assert rows[0] == "trial,state,value,layers,units_1" and rows[1] == "0,complete,0.7,1,8" and len(rows) == 5
+    progress = (tmp_path / "out" / "progress.csv").read_text().splitlines()
+    assert progress == ["trial,value,best", "0,0.7,0.7", "1,,0.7", "2,0.8,0.8", "3,0.6,0.8"]
+
+
+def test_the_fingerprint_follows_the_params_the_code_names_and_the_data(tmp_path):
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["search"]
+    assert set(CODE) <= set(stage["deps"])  # what a resumed study must agree on is what DVC watches
+    params, data = tmp_path / "params.yaml", tmp_path / "data.npz"
+    params.write_text(yaml.safe_dump(PARAMS))
+    data.write_bytes(b"images")
+    first = fingerprint(params, data)
+    assert fingerprint(params, data) == first
+    params.write_text(yaml.safe_dump({**PARAMS, "search": {**PARAMS["search"], "trials": 5}}))
+    assert fingerprint(params, data) != first
+    params.write_text(yaml.safe_dump(PARAMS))
+    data.write_bytes(b"other images")
+    assert fingerprint(params, data) != first
+
+
+def trials_of(out: Path) -> list[dict]:
+    return json.loads((out / "trials.json").read_text())["trials"]
+
+
+def sequence(trials: list[dict]) -> list:
+    return [(t["number"], t["state"], t["params"], t["value"], t["curves"]) for t in trials]
+
+
+def test_the_smoke_search_writes_its_trials_through_dvc(smoke):
+    project, search = smoke["path"], smoke["params"]["search"]
+    trials = trials_of(project / "reports/search")
+    assert [t["number"] for t in trials] == list(range(search["trials"]))
+    for t in trials:
+        assert t["state"] in ("complete", "pruned")
+        assert len(t["curves"]["val_loss"]) == t["epochs_trained"] <= smoke["params"]["fashion"]["training"]["epochs"]
+        if t["state"] == "complete" and t.get("warning_epoch"):
+            assert t["value"] == t["curves"]["val_accuracy"][t["warning_epoch"] - 1]
+        assert set(t["params"]) >= {"layers", "units_1", "activation", "optimizer", "learning_rate"}
+    best = max((t for t in trials if t["state"] == "complete"), key=lambda t: t["value"])
+    assert json.loads((project / "reports/search/trials.json").read_text())["top"] == [best["number"]]
+    assert best["value"] > 0.5  # ten classes on 500 images a fold: well above chance (0.1)
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["search"]
+    assert [o["path"] for o in lock["outs"]] == ["data/search/study.journal", "reports/search"]
+    assert "search" not in dvc(["status", "search"], project, env=smoke["env"]).stdout
+
+
+def smoke_copy(tmp_path: Path, smoke: dict, cache: Path, **search) -> Path:
+    """A copy of the smoke project (sharing its DVC cache) with its prepared data, `search` changed."""
+    project = copy_project(tmp_path / "project", cache, smoke=True)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["search"].update(search)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(["repro", "preprocess@fashion_dense"], project, env=smoke["env"])
+    return project
+
+
+def test_an_interrupted_search_resumes_without_redoing_finished_trials(smoke, dvc_cache, tmp_path):
+    project = smoke_copy(tmp_path, smoke, dvc_cache, trials=4)
+    proc = start_dvc(["repro", "search"], project, env=smoke["env"])
+    lines = []
+    for line in proc.stdout:  # until trial 1 is training: trial 0 is done
+        lines.append(line)
+        if line.startswith("trial 1 epoch 2:"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0, "".join(lines[-20:])
+    journal = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(project / "data/search/study.journal"))
+    )
+    before = optuna.load_study(study_name="search", storage=journal).trials
+    assert [t.state.name for t in before[:2]] == ["COMPLETE", "RUNNING"]
+    assert not (project / "reports/search").exists()  # nothing half-written
+    again = dvc(["repro", "search"], project, env=smoke["env"]).stdout
+    assert "1 trials done, 1 interrupted ones queued again" in again
+    assert "trial 0 (worker 0)" not in again and "trial 0 epoch" not in again
+    trials = trials_of(project / "reports/search")
+    assert len(trials) == 4 and trials[0]["value"] == before[0].value and trials[0]["params"] == before[0].params
+    assert trials[1]["number"] == 2 and trials[1]["params"] == before[1].params  # trial 1, queued again first
+    assert "search" not in dvc(["status", "search"], project, env=smoke["env"]).stdout
+
+
+def test_one_worker_and_one_sampler_seed_repeat_the_trial_sequence(smoke, tmp_path):
+    project, outs = smoke["path"], []
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for seed in (0, 0, 1):
+        other = tmp_path / f"params{len(outs)}.yaml"
+        other.write_text(yaml.safe_dump({**params, "search": {**params["search"], "sampler_seed": seed}}))
+        out = tmp_path / f"run{len(outs)}"
+        run(
+            [
+                sys.executable,
+                "-m",
+                "stages.search",
+                "--params",
+                str(other),
+                "--data",
+                "data/prepared/fashion_dense.npz",
+                "--study",
+                str(out / "study.journal"),
+                "--out",
+                str(out / "search"),
+            ],
+            project,
+        )
+        outs.append(sequence(trials_of(out / "search")))
+    assert outs[0] == outs[1] == sequence(trials_of(project / "reports/search"))
+    assert [t[2] for t in outs[2]] != [t[2] for t in outs[0]]  # another sampler seed, other trials
