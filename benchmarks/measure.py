@@ -28,13 +28,14 @@ from dvc.repo import Repo
 
 from benchmarks import render
 from benchmarks.throughput import FAMILIES, reproduction_tflop
-from lib.common.core import write_json
+from lib.common.core import load_yaml, write_json
 from lib.common.paths import parse_unit, table_of, unit_files
 from tools.timing import SKIPPED, Records, current_name, now_iso, ran_stages
 
 OUT_JSON = Path("reports/benchmarks.json")
 EARLIER = Path("reports/benchmarks/mnist_tips_earlier_run.json")  # a table's run from before the records
 EXTRA_SEEDS = Path("reports/benchmarks/stage_times_seeds10.json")  # from tools.run_parallel --times
+SEARCH_TRIALS, SEARCH_STUDY = Path("reports/search/trials.json"), Path("data/search/study.journal")
 THROUGHPUT = [sys.executable, "-m", "benchmarks.throughput"]
 ONE_THREAD = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
@@ -287,6 +288,28 @@ def gpu_runs() -> list[dict]:
     return found
 
 
+def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_STUDY) -> dict:
+    """The search's recorded trials (stages/search.py): their seconds, how many were pruned, and, from the
+    study's own start and end times, its wall time from the first trial's start to the last one's end."""
+    if not trials_file.is_file():
+        return {}
+    trials = json.loads(trials_file.read_text())["trials"]
+    found = {"trials": len(trials), "pruned": sum(t["state"] == "pruned" for t in trials), "file": str(trials_file),
+             "workers": load_yaml(Path("params.yaml"))["search"]["workers"],
+             **{f"{state}_median_s": round(statistics.median(seconds), 1) for state in ("complete", "pruned")
+                if (seconds := [t["seconds"] for t in trials if t["state"] == state])},
+             "mean_s": round(statistics.fmean(t["seconds"] for t in trials), 1),
+             "trial_seconds": round(sum(t["seconds"] for t in trials), 1)}
+    if study_file.is_file():
+        import optuna
+
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_file)))
+        done = [t for t in optuna.load_study(study_name="search", storage=storage).trials if t.datetime_complete]
+        found["wall_s"] = round((max(t.datetime_complete for t in done) - min(t.datetime_start for t in done))
+                                .total_seconds(), 1)
+    return found
+
+
 SECTIONS = {name[8:]: section for name, section in globals().items() if name.startswith("section_")}
 
 
@@ -312,6 +335,7 @@ def main() -> None:
         earlier = json.loads(EARLIER.read_text())
         data["stage_times"]["earlier"] = {**earlier, "file": str(EARLIER),
                                           "table": table_of(next(iter(earlier["training_seconds_per_unit"])))}
+    data.update(search=search_summary() or data.get("search", {}))  # the study file may not be in this clone
     data.update(training_units=sorted(name for name in pipeline() if parse_unit(name)), gpu=gpu_runs(),
                 reproduction_tflop=reproduction_tflop(), written=now_iso(),
                 machine=f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}")

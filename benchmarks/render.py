@@ -88,6 +88,11 @@ def goals(data: dict) -> list[str]:
         else:  # a no-op `dvc repro` is timed only on an up-to-date pipeline
             rows.append([what, f"not timed: the pipeline was not up to date; `dvc status` took "
                                f"{dvc['status']['median_s']} s", "open"])
+    if "wall_s" in (sr := data.get("search") or {}):
+        goal = GOALS["search"]
+        rows.append([f"the search, its top trials' re-runs on every seed and the winner's final models <= "
+                     f"{goal['hours']} h on {goal['workers']} workers", f"the trials: {minutes(sr['wall_s'])}; the "
+                     "re-runs and the final models: not built yet", "open"])
     goal = GOALS["gpu"]
     gpu = [g for g in data.get("gpu", []) if (g.get("table"), g.get("seeds")) == (goal["table"], goal["seeds"])]
     rows.append([f"GPU: {goal['what']}, <= {goal['seconds']} s on {goal['device']}",
@@ -200,6 +205,15 @@ def render(data: dict) -> str:
                          f"work, {cost * n / 2 / 60:.1f} min for all {n} stages on 2 workers. A whole run with nothing "
                          "to do (cluster start, `dvc dag`, `dvc status`) took "
                          f"{sch['run_with_nothing_to_do']['median_s']} s.")
+    if (sr := data.get("search")) and sr.get("trials"):
+        wall = (f"{minutes(sr['wall_s'])} of wall time from the first trial's start to the last one's end, "
+                if "wall_s" in sr else "")
+        medians = "; ".join(f"the median {state} one {sr[f'{state}_median_s']:.0f} s"
+                            for state in ("complete", "pruned") if f"{state}_median_s" in sr)
+        lines += section("The hyperparameter search (`stages/search.py`)", f"{sr['trials']} trials (`{sr['file']}`) "
+                         f"on {sr['workers']} Dask workers: {wall}{minutes(sr['trial_seconds'])} of trial "
+                         f"time in all; {sr['pruned']} pruned ({sr['pruned'] / sr['trials']:.0%}). A trial took "
+                         f"{sr['mean_s']:.0f} s on average; {medians}.")
     if mem := data.get("memory"):
         top = max(mem, key=mem.get)
         lines += section("Peak resident memory", table("process|peak RSS:", [[k, f"{mb:,.0f} MB"] for k, mb in

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from lib.common.core import ConfigError, build_config
+from lib.results.search import axis_position, coordinates, describe, table_lines
 from lib.train.configs import SPACE, DenseVariant, RunSettings, Search, searched_unit
 from stages.search import CODE, fingerprint, suggest, write_outputs
 from tests.conftest import ROOT, copy_project, dvc, run, start_dvc
@@ -132,6 +133,63 @@ def test_the_outputs_list_every_trial_the_best_and_the_progress(tmp_path):
     assert progress == ["trial,value,best", "0,0.7,0.7", "1,,0.7", "2,0.8,0.8", "3,0.6,0.8"]
 
 
+def test_each_trial_lies_on_the_axes_of_the_space_and_the_table_ranks_the_complete_ones():
+    space = search_of().space
+    assert axis_position("tanh", space["activation"]) == 0.5 and axis_position(2, space["layers"]) == 1.0
+    assert axis_position(1e-3, space["learning_rate"]) == pytest.approx(1 / 3)  # log scale: 1e-4 .. 1e-1
+    assert axis_position(0.25, space["dropout_rate"]) == 0.5
+    net = {
+        "layers": 2,
+        "units_1": 256,
+        "units_2": 64,
+        "activation": "relu",
+        "optimizer": "adam",
+        "learning_rate": 0.00123,
+        "dropout_rate": 0.21,
+        "l2": 1e-05,
+    }
+    one_layer = {k: v for k, v in net.items() if k != "units_2"}
+    trials = [
+        {
+            "number": 0,
+            "state": "complete",
+            "value": 0.88,
+            "params": net,
+            "warning_epoch": 12,
+            "epochs_trained": 22,
+            "seconds": 100.0,
+        },
+        {
+            "number": 1,
+            "state": "pruned",
+            "value": 0.80,
+            "params": {**one_layer, "layers": 1},
+            "epochs_trained": 6,
+            "seconds": 30.0,
+        },
+        {
+            "number": 2,
+            "state": "complete",
+            "value": 0.89,
+            "params": {**net, "units_1": 32},
+            "warning_epoch": None,
+            "epochs_trained": 40,
+            "seconds": 170.0,
+        },
+    ]
+    rows = coordinates(trials, space)
+    assert len(rows) == 9 + 8 + 9  # a one-layer net has no units_2 axis; every trial has the value axis
+    assert all(0 <= r["position"] <= 1 for r in rows)
+    values = {r["trial"]: r["position"] for r in rows if r["axis"] == "value"}
+    assert values == {0: pytest.approx(8 / 9, abs=1e-6), 1: 0.0, 2: 1.0}
+    assert describe(net) == "dense(256, 64) relu, adam lr 0.00123, dropout 0.21, L2 1e-05"
+    table = "\n".join(table_lines(trials, [2, 0], space, {"learning_rate": 0.7, "layers": 0.3}, shown=10))
+    assert "3 trials, 1 of them pruned (33%); 5 min of trial time in all, 100 s a trial on average." in table
+    assert "| 1 | 2 | dense(32, 64) relu" in table and "| 0.8900 | none in 40 | 170 |" in table
+    assert "| 2 | 0 | dense(256, 64) relu" in table and "| `learning_rate` | 0.700 |" in table
+    assert "dense(256) relu" not in table  # the pruned trial is not ranked
+
+
 def test_the_fingerprint_follows_the_params_the_code_names_and_the_data(tmp_path):
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["search"]
     assert set(CODE) <= set(stage["deps"])  # what a resumed study must agree on is what DVC watches
@@ -171,6 +229,13 @@ def test_the_smoke_search_writes_its_trials_through_dvc(smoke):
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]["search"]
     assert [o["path"] for o in lock["outs"]] == ["data/search/study.journal", "reports/search"]
     assert "search" not in dvc(["status", "search"], project, env=smoke["env"]).stdout
+    table = (project / "reports/search_table/table.md").read_text()
+    assert f"{search['trials']} trials, " in table and f"| 1 | {best['number']} | dense(" in table
+    coordinates = (project / "reports/search_table/coordinates.csv").read_text().splitlines()
+    assert coordinates[0] == "trial,state,objective,axis,position,label"
+    assert len(coordinates) - 1 == sum(len(t["params"]) + 1 for t in trials)  # each parameter, and the value
+    importance = (project / "reports/search_table/importance.csv").read_text().splitlines()
+    assert importance[0] == "parameter,importance" and len(importance) > 1
 
 
 def smoke_copy(tmp_path: Path, smoke: dict, cache: Path, **search) -> Path:

@@ -1,0 +1,78 @@
+"""The search's trials as the tables and plots show them (stages/search_table.py): every trial on the
+parallel coordinates of the space, each parameter's importance, and the table of the best trials."""
+
+from __future__ import annotations
+
+import math
+
+from lib.results.render import md_table
+
+AXES = ("layers", "units_1", "units_2", "activation", "optimizer", "learning_rate", "dropout_rate", "l2")
+
+
+def axis_position(value, entry: dict) -> float:
+    """Where `value` lies on its axis, from 0 to 1: a choice by its place among the space's choices, a range
+    value by where it lies in the range (on a log scale where the space samples on one)."""
+    if "choices" in entry:
+        choices = entry["choices"]
+        return choices.index(value) / (len(choices) - 1) if len(choices) > 1 else 0.5
+    low, high, value = (math.log(v) if entry["log"] else v for v in (entry["low"], entry["high"], value))
+    return (value - low) / (high - low)
+
+
+def coordinates(trials: list[dict], space: dict) -> list[dict]:
+    """One row per trial and axis, for the parallel-coordinates plot: each searched parameter the trial has
+    (a one-layer net has no `units_2`), then its value (the objective, from the lowest trial's to the
+    highest's); `label` is the parameter as sampled."""
+    values = [t["value"] for t in trials]
+    low, high = min(values), max(values)
+    rows = []
+    for t in trials:
+        common = {"trial": t["number"], "state": t["state"], "objective": round(t["value"], 6)}
+        for axis in AXES:
+            if axis in t["params"]:
+                entry = space["units" if axis.startswith("units_") else axis]
+                value = t["params"][axis]
+                rows.append({**common, "axis": axis, "position": round(axis_position(value, entry), 6),
+                             "label": f"{value:.3g}" if isinstance(value, float) else str(value)})
+        rows.append({**common, "axis": "value", "position": round((t["value"] - low) / (high - low or 1), 6),
+                     "label": f"{t['value']:.4f}"})
+    return rows
+
+
+def describe(params: dict) -> str:
+    """A trial's net in words: `dense(256, 64) relu, adam lr 0.00123, dropout 0.21, L2 1e-05`."""
+    units = ", ".join(str(params[f"units_{i + 1}"]) for i in range(params["layers"]))
+    return (f"dense({units}) {params['activation']}, {params['optimizer']} lr {params['learning_rate']:.3g}, "
+            f"dropout {params['dropout_rate']:.2f}, L2 {params['l2']:g}")
+
+
+def space_lines(space: dict) -> list[str]:
+    return [f"- `{key}`: " + (", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in entry["choices"])
+                              if "choices" in entry else
+                              f"{entry['low']:g} to {entry['high']:g}" + (" (log scale)" if entry["log"] else ""))
+            for key, entry in space.items()]
+
+
+def table_lines(trials: list[dict], top: list[int], space: dict, importance: dict[str, float],
+                shown: int) -> list[str]:
+    """reports/search_table/table.md: the space, how many trials ran and were pruned, the `shown` best
+    complete trials (the first `top` of them re-run on every seed), and each parameter's importance."""
+    complete = sorted((t for t in trials if t["state"] == "complete"), key=lambda t: (-t["value"], t["number"]))
+    pruned = sum(t["state"] == "pruned" for t in trials)
+    seconds = sum(t["seconds"] for t in trials)
+    rows = [[str(i + 1), str(t["number"]), describe(t["params"]), f"{t['value']:.4f}",
+             str(t.get("warning_epoch") or f"none in {t['epochs_trained']}"), f"{t['seconds']:.0f}"]
+            for i, t in enumerate(complete[:shown])]
+    return ["# Beyond the post: the automated search's trials", "",
+            "The objective is the post's: the fold-mean val_accuracy at the overfitting warning of its",
+            "cross-validation (`fashion.cross_validation`), one training seed per trial (`search.seed`). The space",
+            "(`search.space` in params.yaml):", "",
+            *space_lines(space), "",
+            f"{len(trials)} trials, {pruned} of them pruned ({pruned / len(trials):.0%}); "
+            f"{seconds / 60:.0f} min of trial time in all, {seconds / len(trials):.0f} s a trial on average.", "",
+            f"## The {min(shown, len(complete))} best complete trials "
+            f"(the first {len(top)}: `search.top`, to re-run on every seed)", "",
+            *md_table("rank | trial | net | fold-mean val_accuracy at the warning | warning epoch | seconds", rows),
+            "", "## Each parameter's importance (PED-ANOVA, Optuna)", "",
+            *md_table("parameter | importance", [[f"`{k}`", f"{v:.3f}"] for k, v in importance.items()])]
