@@ -86,6 +86,10 @@ SOURCES = [
     ("0.1363", "reports/verdicts.json", "figures/mnist_tips.mse_sigmoid.test_accuracy/post"),
     ("17.2", "reports/README.md", keras2_cell("fashion.cross_validation.dense64x2_dropout02.epoch")),
     ("2.1", "reports/README.md", keras2_cell("fashion.cross_validation.dense64x2_dropout02.epoch", std=True)),
+    ("0.8981", "reports/search_table/table.md", r"re:\| 1 \| \d+ \| [^|]+ \| ([\d.]+) \|"),
+    ("0.893", "reports/fashion/metrics.json", "cross_validation.dense256_dropout04.val_accuracy.mean"),
+    ("0.001", "reports/fashion/metrics.json", "cross_validation.dense256_dropout04.val_accuracy.std"),
+    ("0.4", "params.yaml", "fashion.variants.dense256_dropout04.dropout_rate"),
     ("0.02", "floors/full.yaml", r"re:max\(3 x seed std, ([\d.]+)\)"),
     (
         "1.7",
