@@ -92,7 +92,10 @@ def test_every_vega_plot_rendered_a_chart(rendered):
     data = json.loads(rendered["plots"])["data"]
     vega = [name for name, items in data.items() if items and items[0]["type"] == "vega"]
     images = [name for name, items in data.items() if items and items[0]["type"] == "image"]
-    assert len(vega) == 7 and len(images) >= 4
+    # dvc.yaml's plot definitions with a template: the MNIST and Fashion-MNIST curves, confusions and warning
+    # strip (7), and the search's parallel coordinates, progress and importances (3).
+    assert len(vega) == 10 and len(images) >= 4
+    assert {"Search, every trial on parallel coordinates of the space (the best trial labelled)"} <= set(vega)
     charts = re.findall(r'<canvas[^>]*class="marks"', rendered["dom"])
     assert len(charts) == len(vega)  # one drawn chart per plot definition
     assert rendered["dom"].count("<img") == len(images)
