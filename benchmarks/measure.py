@@ -30,6 +30,7 @@ from benchmarks import render
 from benchmarks.throughput import FAMILIES, reproduction_tflop
 from lib.common.core import load_yaml, write_json
 from lib.common.paths import parse_unit, table_of, unit_files
+from lib.results.search import read_study
 from tools.timing import SKIPPED, Records, current_name, now_iso, ran_stages
 
 OUT_JSON = Path("reports/benchmarks.json")
@@ -301,10 +302,7 @@ def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_
              "mean_s": round(statistics.fmean(t["seconds"] for t in trials), 1),
              "trial_seconds": round(sum(t["seconds"] for t in trials), 1)}
     if study_file.is_file():
-        import optuna
-
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_file)))
-        done = [t for t in optuna.load_study(study_name="search", storage=storage).trials if t.datetime_complete]
+        done = [t for t in read_study(study_file).trials if t.datetime_complete]
         found["wall_s"] = round((max(t.datetime_complete for t in done) - min(t.datetime_start for t in done))
                                 .total_seconds(), 1)
     return found

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from lib.common.core import ConfigError, atomic_paths, build_config, load_params, run_stage
-from lib.results.search import coordinates, table_lines
+from lib.results.search import coordinates, read_study, table_lines
 from lib.train.configs import Search
 
 SHOWN = 10  # the best trials the table lists
@@ -22,9 +22,7 @@ def importances(study_path: Path) -> dict[str, float]:
     """Each parameter's importance to the objective over the complete trials (Optuna's PED-ANOVA)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_path)))
-    study = optuna.load_study(study_name="search", storage=storage)
+    study = read_study(study_path)
     if len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) < 2:
         return {}  # nothing to compare
     found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())

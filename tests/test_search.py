@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from lib.common.core import ConfigError, build_config
-from lib.results.search import axis_position, coordinates, describe, table_lines
+from lib.results.search import axis_position, coordinates, describe, read_study, table_lines
 from lib.train.configs import SPACE, DenseVariant, RunSettings, Search, searched_unit
 from stages.search import CODE, fingerprint, suggest, write_outputs
 from tests.conftest import ROOT, copy_project, dvc, run, start_dvc
@@ -259,10 +259,7 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(smoke, dv
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=120)
     assert proc.returncode != 0, "".join(lines[-20:])
-    journal = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(project / "data/search/study.journal"))
-    )
-    before = optuna.load_study(study_name="search", storage=journal).trials
+    before = read_study(project / "data/search/study.journal").trials
     assert [t.state.name for t in before[:2]] == ["COMPLETE", "RUNNING"]
     assert not (project / "reports/search").exists()  # nothing half-written
     again = dvc(["repro", "search"], project, env=smoke["env"]).stdout

@@ -4,10 +4,20 @@ parallel coordinates of the space, each parameter's importance, and the table of
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from lib.results.render import md_table
 
 AXES = ("layers", "units_1", "units_2", "activation", "optimizer", "learning_rate", "dropout_rate", "l2")
+
+
+def read_study(path: Path):
+    """The search's study as stages/search.py leaves it in its journal file, for the tables and the benchmarks."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    return optuna.load_study(study_name="search", storage=storage)
 
 
 def axis_position(value, entry: dict) -> float:
