@@ -2,7 +2,8 @@
 median pruning on the fold-mean val_accuracy curve) over the dense nets of its 5-fold cross-validation, for
 the post's own objective, the fold-mean val_accuracy at its overfitting warning. The study is one journal
 file that DVC keeps (persist), so an interrupted search resumes where it stopped; the trials run side by side
-on Dask workers that share it. Writes every trial (params, curves, figures) and the best `search.top`."""
+on Dask workers that share it. Writes every trial (params, curves, figures) and the best, one for each place
+`search.top` names."""
 
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ from lib.train.configs import (
     run_settings,
     searched_unit,
 )
-from lib.train.overfitting import mean_curves, overfitting_warning
 
 STUDY = "search"
 LOCK = "stages.search-ask"  # a Dask lock: one worker at a time counts the trials and asks for the next
@@ -117,27 +117,22 @@ def run_trial(trial: optuna.Trial, params: dict, keras_train, arrays: dict, setu
     the fold-mean val_accuracy there; at the last epoch if it never warns), or until the pruner stops it.
     Its fold-mean curves and figures go into the trial's user attributes either way."""
     variant, settings, activation = searched_unit(params, setup["training"])
-    x, y, rule, started = arrays["x_train"], arrays["y_train"], setup["rule"], time.perf_counter()
-    found = {}
+    started, found = time.perf_counter(), {}
 
-    def after_epoch(epoch: int, curves: list[dict]) -> bool:
-        mean = mean_curves(curves)
+    def each_epoch(epoch: int, mean: dict, warned: int | None) -> None:
         found.update(curves={name: [round(float(v), 6) for v in values] for name, values in mean.items()})
         log.info(f"trial {trial.number} epoch {epoch + 1}: fold-mean val_loss {mean['val_loss'][epoch]:.4f} "
                  f"val_accuracy {mean['val_accuracy'][epoch]:.4f}")
-        warned = overfitting_warning(mean["val_loss"], rule)
         if warned is not None:
             found.update(warning_epoch=warned + 1)
-            return True
+            return
         trial.report(float(mean["val_accuracy"][epoch]), epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()
-        return False
 
     try:
-        keras_train.fit_folds(lambda: keras_train.build_dense(x.shape[1:], variant.hidden_units, activation,
-                                                              variant.dropout_rate, variant.l2),
-                              setup["search"].seed, x, y, setup["k"], settings, after_epoch)
+        keras_train.folds_until_warning(variant, settings, activation, setup["search"].seed, arrays["x_train"],
+                                        arrays["y_train"], setup["k"], setup["rule"], each_epoch)
     finally:
         if curves := found.get("curves"):
             at = found.get("warning_epoch", len(curves["val_loss"])) - 1
@@ -268,7 +263,7 @@ def main(argv: list[str] | None) -> None:
                                  pure=False, key=f"search-worker-{worker}") for worker in range(search.workers)]
         ran = client.gather(futures)
     study = optuna.load_study(study_name=STUDY, storage=storage(args.study))
-    best = write_outputs(study, args.out, search.top)
+    best = write_outputs(study, args.out, len(search.top))
     states = [t.state for t in study.get_trials(states=DONE)]
     log.info(f"search: {len(states)} trials ({states.count(DONE[1])} pruned; {sum(ran)} run now), the best: "
              + "; ".join(f"trial {t['number']} {t['value']:.4f}" for t in best) + f" -> {args.out}")

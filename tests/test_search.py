@@ -49,8 +49,15 @@ def test_a_bad_space_entry_is_refused_naming_its_key(key, entry, message):
 def test_the_space_needs_every_key_and_top_at_most_trials():
     with pytest.raises(ConfigError, match=r"search\.space: .*exactly the keys layers, units, activation"):
         search_of(space={k: v for k, v in PARAMS["search"]["space"].items() if k != "l2"})
-    with pytest.raises(ConfigError, match=r"search\.top: 5 is not allowed; allowed: at most trials \(4\)"):
-        search_of(trials=4, top=5)
+    places = ["top1", "top2", "top3", "top4", "top5"]
+    with pytest.raises(ConfigError, match=r"search\.top: .*allowed: the places .* at most trials \(4\)"):
+        search_of(trials=4, top=places)
+    with pytest.raises(ConfigError, match=r"search\.top: 3 is not allowed; allowed: a list of strings"):
+        search_of(top=3)
+    for wrong in ([], ["top2"], ["top1", "top3"], ["top1", "top1"]):
+        with pytest.raises(ConfigError, match=r"search\.top: .*allowed: the places of the best trials in order"):
+            search_of(top=wrong)
+    assert search_of(trials=4, top=places[:4]).top == tuple(places[:4])
     assert set(search_of().space) == set(SPACE)
 
 

@@ -42,7 +42,7 @@ def smoke_params(params: dict) -> dict:
     fashion["variants"] = {k: fashion["variants"][k] for k in ("dense64", "dense256_dropout04_early_stopping")}
     fashion["variants"]["dense256_dropout04_early_stopping"]["early_stopping_patience"] = 1
     fashion["final"]["epochs"] = fashion["cnn"]["epochs"] = 2
-    params["search"].update(trials=3, workers=1, startup_trials=2, warmup_epochs=2, top=1)
+    params["search"].update(trials=3, workers=1, startup_trials=2, warmup_epochs=2, top=["top1"])
     params["search"]["space"]["units"] = {"choices": [16, 32]}
     return params
 

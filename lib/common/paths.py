@@ -20,9 +20,13 @@ PREPARED = Path("data/prepared")
 RUNS = Path("reports/runs")
 MNIST_TIPS_RUNS = RUNS / "mnist_tips"
 FASHION_RUNS = RUNS / "fashion"
+SEARCH_RUNS = RUNS / "search"  # beyond the post: the search's top trials re-run, the winner's final models
 # The `mnist_tips.data` group whose test set is noise drawn per training seed (the `noise` stages).
 NOISY = "mnist_tips_noisy"
-UNIT_KINDS = ("mnist_tips", "fashion_cv", "fashion_final", "fashion_cnn")
+UNIT_KINDS = ("mnist_tips", "fashion_cv", "fashion_final", "fashion_cnn", "search_cv", "search_final")
+VARIANT_KINDS = ("mnist_tips", "fashion_cv", "search_cv")  # units named <variant>-<seed>
+# A search_cv unit's "variant": the place of its trial among the search's best, top1 first.
+RANK = re.compile(r"top([1-9][0-9]{0,2})")
 # A name of params.yaml (dataset, preprocess variant, variant) becomes a stage name and a file name.
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 NAME_RULE = "allowed: letters, digits and _, starting with a letter, at most 64 characters"
@@ -98,6 +102,23 @@ def fashion_cnn_run(seed: int, runs: Path = FASHION_RUNS) -> Path:
     return Path(runs) / "cnn" / f"seed{seed}"
 
 
+def search_cv_seed(rank: str, seed: int, runs: Path = SEARCH_RUNS) -> Path:
+    """`search_cv@top<n>-<seed>`: the search's n-th best trial on one seed, one fold folder per fold."""
+    return Path(runs) / "cv" / rank / f"seed{seed}"
+
+
+def search_final_run(seed: int, runs: Path = SEARCH_RUNS) -> Path:
+    return Path(runs) / "final" / f"seed{seed}"
+
+
+def rank_of(rank: str, where: str) -> int:
+    """The n of a search_cv unit's `top<n>`."""
+    found = RANK.fullmatch(rank) if isinstance(rank, str) else None
+    if not found:
+        raise ConfigError(f"{where}: {rank!r} is not a place among the search's best; allowed: top1, top2, ...")
+    return int(found[1])
+
+
 def model_file(run: Path) -> Path:
     """Where a unit that keeps its trained model saves it: the run folder's place under models/."""
     return Path("models") / Path(run).relative_to(RUNS).with_suffix(".keras")
@@ -105,10 +126,10 @@ def model_file(run: Path) -> Path:
 
 def unit_name(kind: str, seed: int, variant: str | None = None, data: str | None = None) -> str:
     """A training unit's stage name: `<data group>@<variant>-<seed>`, `fashion_cv@<variant>-<seed>`,
-    `fashion_final@<seed>`, `fashion_cnn@<seed>`."""
+    `fashion_final@<seed>`, `fashion_cnn@<seed>`, `search_cv@top<n>-<seed>`, `search_final@<seed>`."""
     if kind == "mnist_tips":
         return f"{data}@{variant}-{seed}"
-    return f"{kind}@{variant}-{seed}" if kind == "fashion_cv" else f"{kind}@{seed}"
+    return f"{kind}@{variant}-{seed}" if kind in VARIANT_KINDS else f"{kind}@{seed}"
 
 
 def parse_unit(stage: str) -> dict | None:
@@ -118,15 +139,18 @@ def parse_unit(stage: str) -> dict | None:
     kind = "mnist_tips" if group.startswith("mnist_tips") else group  # the MNIST groups are `mnist_tips.data`'s
     if not at or kind not in UNIT_KINDS:
         return None
-    variant, _, seed = key.rpartition("-") if kind in ("mnist_tips", "fashion_cv") else ("", "", key)
-    if kind in ("mnist_tips", "fashion_cv"):
+    variant, _, seed = key.rpartition("-") if kind in VARIANT_KINDS else ("", "", key)
+    if kind in VARIANT_KINDS:
         check_name(variant, f"stage {stage!r}")
+    if kind == "search_cv":
+        rank_of(variant, f"stage {stage!r}")
     if kind == "mnist_tips":
         check_name(group, f"stage {stage!r}")
     return {"kind": kind, "group": group, "variant": variant or None, "seed": check_seed(seed, f"stage {stage!r}")}
 
 
-FASHION_DATA = {"fashion_cv": "fashion_dense", "fashion_final": "fashion_dense", "fashion_cnn": "fashion_cnn"}
+FASHION_DATA = {"fashion_cv": "fashion_dense", "fashion_final": "fashion_dense", "fashion_cnn": "fashion_cnn",
+                "search_cv": "fashion_dense", "search_final": "fashion_dense"}
 
 
 def unit_files(stage: str) -> dict:
@@ -137,9 +161,10 @@ def unit_files(stage: str) -> dict:
         raise ConfigError(f"stage {stage!r}: not a training unit; expected one of {', '.join(UNIT_KINDS)}@...")
     kind, variant, seed = unit["kind"], unit["variant"], unit["seed"]
     out = {"mnist_tips": lambda: mnist_tips_run(variant, seed), "fashion_cv": lambda: fashion_cv_seed(variant, seed),
-           "fashion_final": lambda: fashion_final_run(seed), "fashion_cnn": lambda: fashion_cnn_run(seed)}[kind]()
+           "fashion_final": lambda: fashion_final_run(seed), "fashion_cnn": lambda: fashion_cnn_run(seed),
+           "search_cv": lambda: search_cv_seed(variant, seed), "search_final": lambda: search_final_run(seed)}[kind]()
     data = prepared_file(unit["group"], seed) if kind == "mnist_tips" else PREPARED / f"{FASHION_DATA[kind]}.npz"
-    return {**unit, "data": data, "out": out, "model": None if kind == "fashion_cv" else model_file(out)}
+    return {**unit, "data": data, "out": out, "model": None if kind.endswith("_cv") else model_file(out)}
 
 
 def table_of(stage: str) -> str:

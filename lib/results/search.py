@@ -6,7 +6,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from lib.common.core import DataError
+from lib.common.paths import fold_folder, search_cv_seed
 from lib.results.render import md_table
+from lib.results.runs import read_curves, read_json
+from lib.results.stats import prediction_interval, seed_summaries
+from lib.train.overfitting import WARNING, mean_curves, warning_summary
 
 AXES = ("layers", "units_1", "units_2", "activation", "optimizer", "learning_rate", "dropout_rate", "l2")
 
@@ -86,3 +91,48 @@ def table_lines(trials: list[dict], top: list[int], space: dict, importance: dic
             *md_table("rank | trial | net | fold-mean val_accuracy at the warning | warning epoch | seconds", rows),
             "", "## Each parameter's importance (PED-ANOVA, Optuna)", "",
             *md_table("parameter | importance", [[f"`{k}`", f"{v:.3f}"] for k, v in importance.items()])]
+
+
+def seed_figure(curves: dict, rule) -> dict:
+    """One seed's figures by the search's objective: the fold-mean curves' warning (epoch, val_loss,
+    val_accuracy), or their last epoch where they never warn, as a trial is scored."""
+    found = warning_summary(curves, rule)
+    if found["epoch"] is None:
+        found = {"epoch": len(curves["val_loss"]), "val_loss": float(curves["val_loss"][-1]),
+                 "val_accuracy": float(curves["val_accuracy"][-1])}
+        return {**found, "warned": False}
+    return {**found, "warned": True}
+
+
+def reruns(record: dict, places: list[str], seeds: list[int], k: int, rule, runs: Path) -> dict:
+    """Each re-run best trial (stages/search_cv.py) over the seeds: its figures' seed summaries and the 95%
+    prediction interval of its val_accuracy (the seeds' own, no tolerance floor: it ranks our runs, it
+    judges no post). A run folder of another trial than the search's record names is stale: an error."""
+    found = {}
+    for rank, place in enumerate(places):
+        number = record["top"][rank]
+        trial = next(t for t in record["trials"] if t["number"] == number)
+        figures = []
+        for seed in seeds:
+            folder = search_cv_seed(place, seed, runs)
+            folds = [fold_folder(folder, fold) for fold in range(k)]
+            for fold in folds:
+                config = read_json(fold / "config.json")
+                if (config["trial"], config["seed"], config["k"]) != (number, seed, k):
+                    raise DataError(f"{fold}: trial {config['trial']}, seed {config['seed']}, k {config['k']}; the "
+                                    f"search's {place} is trial {number}: run `dvc repro search_cv` first")
+            figures.append(seed_figure(mean_curves([read_curves(fold) for fold in folds]), rule))
+        summary = seed_summaries(figures, WARNING)
+        found[place] = {"trial": number, "params": trial["params"], "search_value": trial["value"], **summary,
+                        "warned_seeds": sum(f["warned"] for f in figures),
+                        "interval": prediction_interval(summary["val_accuracy"]["values"], 0.0)}
+    return found
+
+
+def winner(found: dict) -> dict:
+    """The re-run trial with the highest lower end of its interval (the earlier place on a tie), and what its
+    final models train (stages/search_final.py): its params, for its seeds' mean warning epoch, rounded."""
+    place = max(found, key=lambda p: (found[p]["interval"]["low"], -list(found).index(p)))
+    entry = found[place]
+    return {"place": place, "trial": entry["trial"], "params": entry["params"],
+            "epochs": math.floor(entry["epoch"]["mean"] + 0.5)}

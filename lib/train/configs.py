@@ -201,7 +201,8 @@ def _space_entry(key: str, entry) -> dict:
 class Search:
     """`search`, beyond the post: its closing advice done, a seeded TPE search (Optuna) over the dense nets of
     its cross-validation that maximises the fold-mean val_accuracy at the overfitting warning, pruning on the
-    fold-mean val_accuracy curve; the `top` trials are then re-run on every seed of `fashion.seeds`."""
+    fold-mean val_accuracy curve; the best trials, `top` (top1, top2, ...), are then re-run on every seed of
+    `fashion.seeds` (stages/search_cv.py, one stage each place and seed)."""
 
     trials: int
     space: dict
@@ -210,13 +211,16 @@ class Search:
     seed: int = 0  # the training seed of every trial
     startup_trials: int = 8  # random trials before TPE proposes, and before the pruner prunes
     warmup_epochs: int = 5  # the epochs every trial trains before it can be pruned
-    top: int = 3
+    top: tuple[str, ...] = ("top1", "top2", "top3")
 
     def __post_init__(self):
-        for key in ("trials", "workers", "startup_trials", "warmup_epochs", "top"):
+        for key in ("trials", "workers", "startup_trials", "warmup_epochs"):
             require(isinstance(getattr(self, key), int) and 1 <= getattr(self, key) <= 10_000, key,
                     getattr(self, key), "allowed: an integer from 1 to 10000")
-        require(self.top <= self.trials, "top", self.top, f"allowed: at most trials ({self.trials})")
+        places = isinstance(self.top, (list, tuple)) and 1 <= len(self.top) <= self.trials
+        require(places and list(self.top) == [f"top{i + 1}" for i in range(len(self.top))], "top", self.top,
+                f"allowed: the places of the best trials in order, top1, top2, ..., at most trials ({self.trials})")
+        object.__setattr__(self, "top", tuple(self.top))
         for key in ("seed", "sampler_seed"):
             require(0 <= getattr(self, key) <= MAX_SEED, key, getattr(self, key), f"allowed: 0 to {MAX_SEED}")
         require(isinstance(self.space, dict) and set(self.space) == set(SPACE), "space", sorted(self.space),

@@ -18,6 +18,7 @@ import numpy as np
 from keras import layers
 
 from lib.common.core import ConfigError, atomic_paths, write_json
+from lib.train.overfitting import mean_curves, overfitting_warning
 
 NUM_CLASSES = 10
 EVAL_BATCH = 10000  # the posts evaluate with batch_size=10000; it changes nothing but speed
@@ -237,6 +238,27 @@ def fit_folds(build: Callable[[], keras.Model], seed: int, x, y, k: int, setting
     return curves
 
 
+def folds_until_warning(variant, settings, activation: str, seed: int, x, y, k: int, rule,
+                        each_epoch: Callable | None = None) -> tuple[list[dict], int | None]:
+    """A dense net (a DenseVariant, RunSettings, activation) on the post's k folds side by side, until the
+    fold-mean val_loss warns (the post's rule, a fashion.overfitting OverfittingRule), else for every epoch:
+    what a search trial trains and what its re-runs on other seeds train. `each_epoch(epoch, mean curves,
+    warning)`, after each epoch, may raise to stop (a pruned trial). Returns each fold's curves and the
+    warning's epoch (0-based; None if none): the figures are those of a run of every epoch."""
+    found = {"warning": None}
+
+    def after_epoch(epoch: int, curves: list[dict]) -> bool:
+        mean = mean_curves(curves)
+        found["warning"] = overfitting_warning(mean["val_loss"], rule)
+        if each_epoch is not None:
+            each_epoch(epoch, mean, found["warning"])
+        return found["warning"] is not None
+
+    curves = fit_folds(lambda: build_dense(x.shape[1:], variant.hidden_units, activation, variant.dropout_rate,
+                                           variant.l2), seed, x, y, k, settings, after_epoch)
+    return curves, found["warning"]
+
+
 def train_final(variant, settings, seed: int, arrays: dict, callbacks=(),
                 activation: str = "relu") -> tuple[dict, dict]:
     """The chosen dense net on all training images, then `evaluate` on the test set."""
@@ -320,6 +342,16 @@ def record(folder: Path, train: Callable[[list], tuple[dict, dict]], config: dic
     write_json(folder / "metrics.json", metrics)
     write_json(folder / "config.json", {**config, "backend": keras.backend.backend()})
     return metrics
+
+
+def record_curves(folder: Path, curves: dict, config: dict) -> dict:
+    """`record` curves trained already (`folds_until_warning`'s, one fold's), epoch by epoch as a fit logs them."""
+    def replay(callbacks: list) -> tuple[dict, dict]:
+        for epoch in range(len(curves["loss"])):
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, {name: values[epoch] for name, values in curves.items()})
+        return curves, {"epochs_run": len(curves["loss"])}
+    return record(folder, replay, config)
 
 
 @contextlib.contextmanager

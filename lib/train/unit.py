@@ -23,7 +23,7 @@ def arguments(doc: str, argv: list[str] | None, kind: str) -> argparse.Namespace
                         "(default: DVC_STAGE, which dvc sets)")
     parser.add_argument("--data", type=Path, help="the prepared .npz this unit trains on")
     parser.add_argument("--out", type=Path, help="the unit's run folder (metrics, config, curves)")
-    if kind != "fashion_cv":
+    if not kind.endswith("_cv"):  # a cross-validation unit keeps no model
         parser.add_argument("--model", type=Path, help="where to save the trained model (.keras)")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
