@@ -15,6 +15,7 @@ from lib.results.claims import _pairs, check, headline, load_claims, load_refere
 from lib.results.guards import units_backend
 from lib.results.other_backend import INFO, backend_info, backend_summary, expected_params, gap_pattern, other_backend
 from lib.results.render import claim_mark, judging, report_lines, verdicts_record
+from lib.results.search import section_lines
 from lib.train.configs import OverfittingRule
 
 log = logging.getLogger("stages.report")
@@ -68,6 +69,7 @@ def main(argv: list[str] | None) -> None:
                         help="also write every figure's verdict and every claim's outcome as JSON")
     parser.add_argument("--headline", type=Path,
                         help="also write claims.yaml's headline figures as JSON (the pipeline's DVC metric)")
+    parser.add_argument("--search", type=Path, help="reports/search_table/summary.json: the search, beyond the post")
     parser.add_argument("--params", default=Path("params.yaml"), type=Path)
     args = parser.parse_args(argv)
     params = load_yaml(args.params) or {}
@@ -80,6 +82,10 @@ def main(argv: list[str] | None) -> None:
     tolerance = judging(params["profile"], claims["tolerance"])
     lines = report_lines(tables, references, tolerance, outcomes, load_differences(args.differences), others, params,
                          backend, shown)
+    if args.search:  # beyond the post: the search, as reports/search_table/table.md shows it
+        lines += ["", "## Beyond the post: automated search", "", "Details, with every trial: "
+                  "[search_table/table.md](search_table/table.md).", "",
+                  *section_lines(load_yaml(args.search), references["fashion"]["final"]["test_accuracy"], tolerance, 3)]
     if args.headline:
         write_json(args.headline, headline(tables, claims.get("headline", {})))
     if args.verdicts:  # none on a profile that is not the posts' setup

@@ -136,8 +136,15 @@ def test_no_training_unit_imports_results_code_and_no_table_imports_keras_code(s
     for stage in units + search:
         assert not any(p.startswith("lib/results/") for p in project_imports(stage_module(stage.cmd))), stage.addressing
     for stage in stages:
-        if stage.addressing in ("check_params", "mnist_tips_table", "fashion_table", "report", "fashion_samples",
-                                "search_table"):
+        if stage.addressing in (
+            "check_params",
+            "mnist_tips_table",
+            "fashion_table",
+            "report",
+            "fashion_samples",
+            "search_table",
+            "search_winner",
+        ):
             assert "lib/train/keras_train.py" not in project_imports(stage_module(stage.cmd)), stage.addressing
 
 
@@ -154,11 +161,14 @@ def test_training_units_are_named_and_write_where_paths_says(stages):
             "fashion_cv": lambda: paths.fashion_cv_seed(variant, seed),
             "fashion_final": lambda: paths.fashion_final_run(seed),
             "fashion_cnn": lambda: paths.fashion_cnn_run(seed),
+            "search_cv": lambda: paths.search_cv_seed(variant, seed),
+            "search_final": lambda: paths.search_final_run(seed),
         }[kind]()
     tips, fashion = PARAMS["mnist_tips"], PARAMS["fashion"]
-    # One stage per MNIST row and seed, per dense variant and seed (its folds inside), + final + CNN.
+    # One stage per MNIST row and seed, per dense variant and seed (its folds inside), + final + CNN; per
+    # re-run place of the search and seed, + the search winner's final models.
     assert len(expected) == len(tips["variants"]) * len(tips["seeds"]) + len(fashion["seeds"]) * (
-        len(fashion["variants"]) + 2
+        len(fashion["variants"]) + 2 + len(PARAMS["search"]["top"]) + 1
     )
     assert (
         sum(name.startswith("fashion_cv@") for name in expected)
@@ -169,7 +179,7 @@ def test_training_units_are_named_and_write_where_paths_says(stages):
         if stage.addressing in expected:
             run = expected[stage.addressing]
             # The units that keep their trained model save it at the run folder's place under models/.
-            model = [] if stage.addressing.startswith("fashion_cv") else [str(paths.model_file(run))]
+            model = [] if stage.addressing.split("@")[0].endswith("_cv") else [str(paths.model_file(run))]
             assert [str(o.def_path) for o in stage.outs] == [str(run), *model], stage.addressing
             # The unit finds the same files from its stage name, which is all its command gives it.
             files = paths.unit_files(stage.addressing)
@@ -189,7 +199,17 @@ def test_no_command_holds_a_value_of_params(stages):
         assert "${" not in cmd, f"{name}: {cmd}"
     assert {stage.cmd for stage in stages if "@" in stage.addressing} == {
         f"python -m stages.{module}"
-        for module in ("fetch", "preprocess", "noise", "mnist_tips", "fashion_cv", "fashion_final", "fashion_cnn")
+        for module in (
+            "fetch",
+            "preprocess",
+            "noise",
+            "mnist_tips",
+            "fashion_cv",
+            "fashion_final",
+            "fashion_cnn",
+            "search_cv",
+            "search_final",
+        )
     }
     assert all(o.persist for stage in stages for o in stage.outs if str(o.def_path).startswith("data/"))
 
@@ -228,15 +248,16 @@ def test_an_edit_reruns_exactly_the_stages_that_import_it(smoke):
     """The point of the declarations and the layout: an edit of lib/common/core.py, which every
     stage imports, puts every stage of the smoke pipeline out of date; an edit of results code
     (rendering, claims, figures) only the table and report stages, retraining nothing; an edit of
-    the training core every training unit and the search, and nothing else."""
+    the training core every training unit and the search, and nothing else (the search's winner is results
+    code: its re-runs' and final models' stages read its choice, and only retrain if the choice changes)."""
     project = smoke["path"]
     all_stages = {line.split()[0] for line in dvc(["stage", "list"], project).stdout.splitlines() if line.strip()}
     units = {stage for stage in all_stages if paths.parse_unit(stage)}
     assert _stale_after_editing(project, "lib/common/core.py") == all_stages and len(all_stages) > 20
-    results = {"mnist_tips_table", "fashion_table", "report", "search_table"}
+    results = {"mnist_tips_table", "fashion_table", "report", "search_table", "search_winner"}
     for module in ("lib/results/render.py", "lib/results/claims.py", "lib/results/figures.py"):
         assert _stale_after_editing(project, module) == results, module
-    assert _stale_after_editing(project, "lib/train/keras_train.py") == units | {"search"} and len(units) == 16
+    assert _stale_after_editing(project, "lib/train/keras_train.py") == units | {"search"} and len(units) == 20
 
 
 def test_every_stage_runs_after_the_params_check(stages):

@@ -137,7 +137,7 @@ def test_the_backend_is_a_param_and_jax_needs_no_tensorflow(smoke, tmp_path):
             env={**env, "PYTHONPATH": str(blocked.parent)},
         ).stdout
         ran = set(ran_stages(out))
-        assert set(units) <= ran and len(units) == 16, out
+        assert set(units) <= ran and len(units) == 20, out
         assert not {s for s in ran if s.split("@")[0] in ("fetch", "preprocess", "noise")}, out
         configs = list((project / "reports/runs").rglob("config.json"))
         assert configs and {json.loads(p.read_text())["backend"] for p in configs} == {"jax"}

@@ -4,6 +4,7 @@ same trial sequence again for one worker and one sampler seed."""
 
 import copy
 import json
+import math
 import os
 import re
 import signal
@@ -15,9 +16,24 @@ import optuna
 import pytest
 import yaml
 
-from lib.common.core import ConfigError, build_config
-from lib.results.search import axis_position, coordinates, describe, read_study, table_lines
-from lib.train.configs import SPACE, DenseVariant, RunSettings, Search, searched_unit
+from lib.common.core import ConfigError, DataError, build_config
+from lib.common.paths import unit_files
+from lib.results.runs import read_curves
+from lib.results.search import (
+    axis_position,
+    comparison,
+    coordinates,
+    describe,
+    read_study,
+    reruns,
+    section_lines,
+    seed_figure,
+    table_lines,
+    winner,
+)
+from lib.results.stats import prediction_interval, seed_summary
+from lib.train.configs import SPACE, DenseVariant, OverfittingRule, RunSettings, Search, searched_unit
+from lib.train.overfitting import mean_curves
 from stages.search import CODE, fingerprint, suggest, write_outputs
 from tests.conftest import ROOT, copy_project, dvc, run, start_dvc
 
@@ -190,11 +206,129 @@ def test_each_trial_lies_on_the_axes_of_the_space_and_the_table_ranks_the_comple
     values = {r["trial"]: r["position"] for r in rows if r["axis"] == "value"}
     assert values == {0: pytest.approx(8 / 9, abs=1e-6), 1: 0.0, 2: 1.0}
     assert describe(net) == "dense(256, 64) relu, adam lr 0.00123, dropout 0.21, L2 1e-05"
-    table = "\n".join(table_lines(trials, [2, 0], space, {"learning_rate": 0.7, "layers": 0.3}, shown=10))
-    assert "3 trials, 1 of them pruned (33%); 5 min of trial time in all, 100 s a trial on average." in table
+    summary = summary_for(space, trials, net)
+    table = "\n".join(table_lines(summary, trials, {"learning_rate": 0.7, "layers": 0.3}, 10, 0.8864, None))
+    assert "3 trials of a seeded TPE search (Optuna) over the space below, 1 of them pruned (33%)" in table
+    assert "5 min of trial time in all, 100 s a trial on average, each on seed 0" in table
     assert "| 1 | 2 | dense(32, 64) relu" in table and "| 0.8900 | none in 40 | 170 |" in table
     assert "| 2 | 0 | dense(256, 64) relu" in table and "| `learning_rate` | 0.700 |" in table
     assert "dense(256) relu" not in table  # the pruned trial is not ranked
+
+
+def figures(values: list[float]) -> dict:
+    summary = seed_summary(values)
+    return {**summary, "interval": prediction_interval(summary["values"], 0.0)}
+
+
+def summary_for(space: dict, trials: list[dict], net: dict) -> dict:
+    """A summary.json as stages/search_table.py writes it, made up: two re-run places, the winner's test figures."""
+    reruns = {
+        place: {
+            "trial": n,
+            "params": net,
+            "search_value": 0.9,
+            "val_accuracy": seed_summary(v),
+            "epoch": seed_summary([20.0, 22.0, 21.0]),
+            "warned_seeds": 3,
+            "interval": prediction_interval(v, 0.0),
+        }
+        for place, n, v in (("top1", 2, [0.89, 0.90, 0.91]), ("top2", 0, [0.893, 0.894, 0.895]))
+    }
+    test = {
+        "winner": figures([0.890, 0.891, 0.892]),
+        "post_choice": figures([0.880, 0.881, 0.882]),
+        "cnn": figures([0.918, 0.919, 0.920]),
+    }
+    return {
+        "trials": len(trials),
+        "pruned": sum(t["state"] == "pruned" for t in trials),
+        "space": space,
+        "search_seed": 0,
+        "reruns": reruns,
+        "winner": {**winner(reruns)},
+        "post_choice": "dense(256)",
+        "cnn": "30 epochs",
+        "test": test,
+        "versus": {key: comparison(test["winner"], test[key]) for key in ("post_choice", "cnn")},
+    }
+
+
+def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_as_the_tables_judge():
+    space, net = (
+        search_of().space,
+        {
+            "layers": 1,
+            "units_1": 64,
+            "activation": "relu",
+            "optimizer": "adam",
+            "learning_rate": 1e-3,
+            "dropout_rate": 0.2,
+            "l2": 0.0,
+        },
+    )
+    summary = summary_for(space, [{"state": "complete"}, {"state": "pruned"}], net)
+    top1, top2 = summary["reruns"]["top1"], summary["reruns"]["top2"]
+    assert top1["val_accuracy"]["mean"] > top2["val_accuracy"]["mean"] - 0.01 and max(
+        top1["val_accuracy"]["values"]
+    ) > max(top2["val_accuracy"]["values"])  # top1 had the best single draw
+    assert top2["interval"]["low"] > top1["interval"]["low"]
+    assert summary["winner"] == {"place": "top2", "trial": 0, "params": net, "epochs": 21}
+    tie = {p: {**e, "interval": {**e["interval"], "low": 0.5}} for p, e in summary["reruns"].items()}
+    assert winner(tie)["place"] == "top1"  # a tie goes to the better place
+    assert summary["versus"]["post_choice"] == {"difference": 0.01, "outside_both": True}
+    assert summary["versus"]["cnn"] == {"difference": -0.028, "outside_both": True}
+    assert comparison(figures([0.88, 0.89, 0.90]), figures([0.885, 0.886, 0.887]))["outside_both"] is False
+    judged = "\n".join(section_lines(summary, 0.8864, {"accuracy": {"absolute": 0.02}}, 3))
+    assert "#### The best 2 trials on 3 seeds" in judged and "The winner: **top2**, trial 0," in judged
+    assert "| top2 | 0 | dense(64) relu, adam lr 0.001, dropout 0.20, L2 0 | 0.9000 | 0.8940 ± 0.0010 (3) |" in judged
+    assert "| the search's winner, top2 (trial 0), 21 epochs | 0.8864 | 0.8910 ± 0.0010 (3) |" in judged
+    assert "| the CNN, 30 epochs | - | 0.9190 ± 0.0010 (3) |" in judged
+    assert "the winner's mean test accuracy is +0.0100: outside both seeds' intervals" in judged
+    plain = "\n".join(section_lines(summary, 0.8864, None, 2))  # a profile not judged: no verdict columns
+    assert "| model | post | ours: mean ± std (seeds) |" in plain and "statistical" not in plain
+
+
+def curves_of(val_loss: list[float]) -> dict:
+    return {
+        "loss": val_loss,
+        "accuracy": [0.5] * len(val_loss),
+        "val_loss": val_loss,
+        "val_accuracy": [0.8 + i / 1000 for i in range(len(val_loss))],
+    }
+
+
+def test_a_seed_is_scored_at_its_warning_or_its_last_epoch_as_a_trial_is():
+    rule = OverfittingRule(patience=2, min_decrease=0.0)
+    warned = seed_figure(curves_of([1.0, 0.5, 0.6, 0.7, 0.4]), rule)
+    assert warned == {"epoch": 2, "val_loss": 0.5, "val_accuracy": 0.801, "warned": True}
+    never = seed_figure(curves_of([1.0, 0.9, 0.8, 0.7]), rule)
+    assert never == {"epoch": 4, "val_loss": 0.7, "val_accuracy": 0.803, "warned": False}
+
+
+def test_a_search_unit_is_named_by_its_place_and_seed():
+    unit = unit_files("search_cv@top2-7")
+    assert (unit["kind"], unit["variant"], unit["seed"], unit["model"]) == ("search_cv", "top2", 7, None)
+    assert unit["out"] == Path("reports/runs/search/cv/top2/seed7")
+    assert unit["data"] == Path("data/prepared/fashion_dense.npz")
+    final = unit_files("search_final@3")
+    assert final["out"] == Path("reports/runs/search/final/seed3")
+    assert final["model"] == Path("models/search/final/seed3.keras")
+    for name in ("search_cv@top0-1", "search_cv@best1-1", "search_cv@top01-1"):
+        with pytest.raises(ConfigError, match="is not a place among the search's best"):
+            unit_files(name)
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["search_cv"]["matrix"]["rank"] == "${search.top}"  # the places are the params'
+
+
+def test_a_rerun_of_another_trial_is_stale(tmp_path):
+    record = {"top": [5], "trials": [{"number": 5, "params": {}, "value": 0.9}]}
+    for fold in range(2):
+        folder = tmp_path / "cv/top1/seed0" / f"fold{fold}"
+        (folder / "live/plots/metrics/eval").mkdir(parents=True)
+        (folder / "live/plots/metrics/train").mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"trial": 4, "seed": 0, "k": 2}))
+    with pytest.raises(DataError, match=r"trial 4, seed 0, k 2; the search's top1 is trial 5"):
+        reruns(record, ["top1"], [0], 2, OverfittingRule(patience=2, min_decrease=0.0), tmp_path)
 
 
 def test_the_fingerprint_follows_the_params_the_code_names_and_the_data(tmp_path):
@@ -243,6 +377,36 @@ def test_the_smoke_search_writes_its_trials_through_dvc(smoke):
     assert len(coordinates) - 1 == sum(len(t["params"]) + 1 for t in trials)  # each parameter, and the value
     importance = (project / "reports/search_table/importance.csv").read_text().splitlines()
     assert importance[0] == "parameter,importance" and len(importance) > 1
+
+
+def test_the_best_trial_is_rerun_on_every_seed_and_its_winner_trained_and_tested(smoke):
+    """Through DVC on the smoke profile: the re-run on the search's own seed repeats the trial's curves to the
+    bit (one training function for both), every seed's folds are recorded, and the winner's final models train
+    its params for its mean warning epoch; the table puts their test accuracy beside the post's choice's."""
+    project, params = smoke["path"], smoke["params"]
+    record = json.loads((project / "reports/search/trials.json").read_text())
+    trial = next(t for t in record["trials"] if t["number"] == record["top"][0])
+    k, seed = params["fashion"]["cross_validation"]["k"], params["search"]["seed"]
+    for s in params["fashion"]["seeds"]:
+        folds = [project / f"reports/runs/search/cv/top1/seed{s}/fold{f}" for f in range(k)]
+        assert all(json.loads((f / "config.json").read_text())["trial"] == trial["number"] for f in folds)
+        mean = mean_curves([read_curves(f) for f in folds])
+        if s == seed:
+            assert [round(float(v), 6) for v in mean["val_accuracy"]] == trial["curves"]["val_accuracy"]
+    chosen = json.loads((project / "reports/search_winner/winner.json").read_text())
+    found = json.loads((project / "reports/search_winner/reruns.json").read_text())["places"]["top1"]
+    assert chosen["place"] == "top1" and chosen["epochs"] == math.floor(found["epoch"]["mean"] + 0.5)
+    assert found["val_accuracy"]["seeds"] == len(params["fashion"]["seeds"]) and found["interval"]["low"] is not None
+    for s in params["fashion"]["seeds"]:
+        config = json.loads((project / f"reports/runs/search/final/seed{s}/config.json").read_text())
+        assert (config["trial"], config["epochs"], config["seed"]) == (chosen["trial"], chosen["epochs"], s)
+        assert len(read_curves(project / f"reports/runs/search/final/seed{s}")["loss"]) == chosen["epochs"]
+        assert (project / f"models/search/final/seed{s}.keras").is_file()
+    summary = json.loads((project / "reports/search_table/summary.json").read_text())
+    assert 0.5 < summary["test"]["winner"]["mean"] <= 1 and summary["winner"] == chosen
+    table = (project / "reports/search_table/table.md").read_text()
+    assert "| the search's winner, top1 (trial" in table and "| the post's choice, dense(256) relu" in table
+    assert "## Beyond the post: automated search" in (project / "reports/README.md").read_text()
 
 
 def smoke_copy(tmp_path: Path, smoke: dict, cache: Path, **search) -> Path:

@@ -102,7 +102,8 @@ SKIP_S = 10.0  # a stage DVC finds unchanged: its start and the check of its dep
 
 class Progress:
     """The line a person can plan a run by: stages done of all, time elapsed and time left, estimated for each
-    stage still to run from this run's times of its kind of stage, else from the recorded times (RECORDED), and
+    stage still to run from this run's times of its kind of stage, else from the recorded times (RECORDED), else
+    from its group's (a unit of a variant never timed: the other variants' units), and
     shared among the workers; a stage expected `unchanged` (DVC will skip it) as the time DVC takes to see that."""
 
     def __init__(self, stages: list[str], workers: int, recorded: dict[str, float], unchanged=frozenset(),
@@ -123,11 +124,15 @@ class Progress:
         if stage in self.unchanged:
             return SKIP_S
         kind = kind_of(stage)
+        group = kind.split("@")[0]  # a kind never timed (a new variant): its group's times, this run's first
+
+        def of_group(times: dict) -> list[float]:
+            return [v for k, found in times.items() if k.split("@")[0] == group for v in found]
         for found in (self.seen.get(kind), [self.recorded[stage]] if stage in self.recorded else None,
-                      self.by_kind.get(kind)):
+                      self.by_kind.get(kind), of_group(self.seen), of_group(self.by_kind)):
             if found:
                 return statistics.median(found)
-        return 30.0  # a stage never timed (a new kind): DVC and Python start-up, about
+        return 30.0  # a stage never timed (a new group): DVC and Python start-up, about
 
     def line(self) -> str:
         done, left = self.total - len(self.pending), sum(map(self.estimate, self.pending)) / self.workers

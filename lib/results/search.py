@@ -8,9 +8,9 @@ from pathlib import Path
 
 from lib.common.core import DataError
 from lib.common.paths import fold_folder, search_cv_seed
-from lib.results.render import md_table
+from lib.results.render import figure, format_mean_std, md_table
 from lib.results.runs import read_curves, read_json
-from lib.results.stats import prediction_interval, seed_summaries
+from lib.results.stats import prediction_interval, seed_summaries, seed_summary
 from lib.train.overfitting import WARNING, mean_curves, warning_summary
 
 AXES = ("layers", "units_1", "units_2", "activation", "optimizer", "learning_rate", "dropout_rate", "l2")
@@ -69,27 +69,23 @@ def space_lines(space: dict) -> list[str]:
             for key, entry in space.items()]
 
 
-def table_lines(trials: list[dict], top: list[int], space: dict, importance: dict[str, float],
-                shown: int) -> list[str]:
-    """reports/search_table/table.md: the space, how many trials ran and were pruned, the `shown` best
-    complete trials (the first `top` of them re-run on every seed), and each parameter's importance."""
+def table_lines(summary: dict, trials: list[dict], importance: dict[str, float], shown: int, post: float | None,
+                tolerance: dict | None) -> list[str]:
+    """reports/search_table/table.md: the search as the report shows it (section_lines), then the `shown` best
+    complete trials with their times, and each parameter's importance."""
     complete = sorted((t for t in trials if t["state"] == "complete"), key=lambda t: (-t["value"], t["number"]))
-    pruned = sum(t["state"] == "pruned" for t in trials)
     seconds = sum(t["seconds"] for t in trials)
     rows = [[str(i + 1), str(t["number"]), describe(t["params"]), f"{t['value']:.4f}",
              str(t.get("warning_epoch") or f"none in {t['epochs_trained']}"), f"{t['seconds']:.0f}"]
             for i, t in enumerate(complete[:shown])]
-    return ["# Beyond the post: the automated search's trials", "",
-            "The objective is the post's: the fold-mean val_accuracy at the overfitting warning of its",
-            "cross-validation (`fashion.cross_validation`), one training seed per trial (`search.seed`). The space",
-            "(`search.space` in params.yaml):", "",
-            *space_lines(space), "",
-            f"{len(trials)} trials, {pruned} of them pruned ({pruned / len(trials):.0%}); "
-            f"{seconds / 60:.0f} min of trial time in all, {seconds / len(trials):.0f} s a trial on average.", "",
-            f"## The {min(shown, len(complete))} best complete trials "
-            f"(the first {len(top)}: `search.top`, to re-run on every seed)", "",
+    return ["# Beyond the post: automated search", "", *section_lines(summary, post, tolerance, 2),
+            "## The trials", "",
+            f"{seconds / 60:.0f} min of trial time in all, {seconds / len(trials):.0f} s a trial on average, each on "
+            f"seed {summary['search_seed']} (`search.seed`).", "",
+            f"### The {min(shown, len(complete))} best complete trials "
+            f"(the first {len(summary['reruns'])} re-run above: `search.top`)", "",
             *md_table("rank | trial | net | fold-mean val_accuracy at the warning | warning epoch | seconds", rows),
-            "", "## Each parameter's importance (PED-ANOVA, Optuna)", "",
+            "", "### Each parameter's importance (PED-ANOVA, Optuna)", "",
             *md_table("parameter | importance", [[f"`{k}`", f"{v:.3f}"] for k, v in importance.items()])]
 
 
@@ -136,3 +132,69 @@ def winner(found: dict) -> dict:
     entry = found[place]
     return {"place": place, "trial": entry["trial"], "params": entry["params"],
             "epochs": math.floor(entry["epoch"]["mean"] + 0.5)}
+
+
+def test_figures(folders: list[Path], key: str, expected: dict | None = None) -> dict:
+    """The seeds' `key` (metrics.json) of the final models in `folders`, with its seeds' 95% prediction interval;
+    `expected`: what each one's config.json must hold (else it is stale: an error)."""
+    values = []
+    for folder in folders:
+        config = read_json(Path(folder) / "config.json")
+        if expected and any(config.get(k) != v for k, v in expected.items()):
+            raise DataError(f"{folder}: trained {({k: config.get(k) for k in expected})}, not {expected}: run "
+                            "`dvc repro search_final` first")
+        values.append(read_json(Path(folder) / "metrics.json")[key])
+    summary = seed_summary(values)
+    return {**summary, "interval": prediction_interval(summary["values"], 0.0)}
+
+
+def comparison(winner: dict, other: dict) -> dict:
+    """The winner's test accuracy against another model's: the difference of the means, and whether it lies
+    outside both seeds' intervals (each mean outside the other's interval)."""
+    difference = round(winner["mean"] - other["mean"], 6)
+    outside = not (other["interval"]["low"] <= winner["mean"] <= other["interval"]["high"]) and not (
+        winner["interval"]["low"] <= other["mean"] <= winner["interval"]["high"])
+    return {"difference": difference, "outside_both": outside}
+
+
+def section_lines(summary: dict, post: float | None, tolerance: dict | None, level: int) -> list[str]:
+    """What the report and reports/search_table/table.md say of the search: its trials, the best ones re-run on
+    every seed with their intervals, the winner, and its test accuracy beside the post's chosen model and the
+    CNN, judged as every table judges a figure against the post's (lib/results/render.figure)."""
+    h = "#" * level
+    places, best = summary["reruns"], summary["winner"]
+    rows = [[place, str(e["trial"]), describe(e["params"]), f"{e['search_value']:.4f}",
+             format_mean_std(e["val_accuracy"], seeds=True),
+             f"{e['interval']['low']:.4f} to {e['interval']['high']:.4f}", format_mean_std(e["epoch"], 1),
+             f"{e['warned_seeds']}/{e['epoch']['seeds']}"] for place, e in places.items()]
+    test = summary["test"]
+    header = "model | post | ours: mean ± std (seeds)" + (" | 95% interval | rank, p | statistical | practical"
+                                                          if tolerance is not None else "")
+    named = {"winner": f"the search's winner, {best['place']} (trial {best['trial']}), {best['epochs']} epochs",
+             "post_choice": f"the post's choice, {summary['post_choice']}", "cnn": f"the CNN, {summary['cnn']}"}
+    table = [[named[key], *figure(test[key], post if key != "cnn" else None, "test_accuracy", tolerance, 4)[0]]
+             for key in ("winner", "post_choice", "cnn")]
+    versus, cnn = summary["versus"]["post_choice"], summary["versus"]["cnn"]
+    seeds = test["winner"]["seeds"]
+    return [
+        f"{summary['trials']} trials of a seeded TPE search (Optuna) over the space below, {summary['pruned']} of "
+        f"them pruned ({summary['pruned'] / summary['trials']:.0%}), each scored on one seed by the post's own "
+        "objective: the fold-mean val_accuracy at the overfitting warning of its 5-fold cross-validation. The "
+        "space (`search.space` in params.yaml):", "", *space_lines(summary["space"]), "",
+        f"{h}# The best {len(places)} trials on {seeds} seeds", "",
+        "Each re-run as the search ran it, on every seed of `fashion.seeds`; the interval is the seeds' 95% "
+        "prediction interval for one new run. The winner is the trial with its highest lower end, not the one "
+        "with the best single draw.", "",
+        *md_table("place | trial | net | search (seed " + str(summary["search_seed"]) + ") | val_accuracy at the "
+                  "warning | 95% interval | warning epoch | seeds that warned", rows), "",
+        f"The winner: **{best['place']}**, trial {best['trial']}, {describe(best['params'])}; its final models "
+        f"train {best['epochs']} epochs (its seeds' mean warning epoch, rounded) on all 60,000 training images.", "",
+        f"{h}# The winner on the test set", "",
+        f"Test accuracy over {seeds} seeds, each model trained on all 60,000 training images; `post` is the "
+        "figure the post printed for its chosen model.", "",
+        *md_table(header, table), "",
+        f"Against the post's choice (ours), the winner's mean test accuracy is {versus['difference']:+.4f}: "
+        + ("outside both seeds' intervals, a difference the seeds do not explain." if versus["outside_both"] else
+           "not outside both seeds' intervals, so the seeds' spread may explain it.")
+        + f" The CNN's is {-cnn['difference']:+.4f} against the winner's"
+        + (", outside both intervals." if cnn["outside_both"] else ", not outside both intervals."), ""]
