@@ -37,6 +37,7 @@ OUT_JSON = Path("reports/benchmarks.json")
 EARLIER = Path("reports/benchmarks/mnist_tips_earlier_run.json")  # a table's run from before the records
 EXTRA_SEEDS = Path("reports/benchmarks/stage_times_seeds10.json")  # from tools.run_parallel --times
 SEARCH_TRIALS, SEARCH_STUDY = Path("reports/search/trials.json"), Path("data/search/study.journal")
+SEARCH_TIMES = Path("reports/benchmarks/stage_times_search.json")  # the re-runs' and final models' runs
 THROUGHPUT = [sys.executable, "-m", "benchmarks.throughput"]
 ONE_THREAD = dict(os.environ, TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
 RERUN_SET = "mnist_tips.variants.noisy_dropout.learning_rate=0.002"
@@ -289,9 +290,12 @@ def gpu_runs() -> list[dict]:
     return found
 
 
-def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_STUDY) -> dict:
+def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_STUDY,
+                   times_file: Path = SEARCH_TIMES) -> dict:
     """The search's recorded trials (stages/search.py): their seconds, how many were pruned, and, from the
-    study's own start and end times, its wall time from the first trial's start to the last one's end."""
+    study's own start and end times, its wall time from the first trial's start to the last one's end; then
+    its best trials' re-runs and its winner's final models (`tools.run_parallel --times`): each kind's
+    stages and median seconds, and the runs' wall time."""
     if not trials_file.is_file():
         return {}
     trials = json.loads(trials_file.read_text())["trials"]
@@ -305,6 +309,14 @@ def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_
         done = [t for t in read_study(study_file).trials if t.datetime_complete]
         found["wall_s"] = round((max(t.datetime_complete for t in done) - min(t.datetime_start for t in done))
                                 .total_seconds(), 1)
+    if times_file.is_file():
+        records = Records(times_file)
+        for kind in ("search_cv", "search_final"):
+            seconds = [e["seconds"] for stage, e in records.stages.items() if stage.split("@")[0] == kind]
+            if seconds:
+                found[kind] = {"stages": len(seconds), "median_s": round(statistics.median(seconds), 1)}
+        found["reruns_wall_s"] = round(sum(run["wall_seconds"] for run in records.runs()), 1)
+        found["reruns_file"] = str(times_file)
     return found
 
 

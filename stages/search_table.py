@@ -17,8 +17,8 @@ from lib.common.paths import fashion_cnn_run, fashion_final_run, search_final_ru
 from lib.results.claims import load_claims
 from lib.results.render import judging
 from lib.results.runs import read_json
-from lib.results.search import comparison, coordinates, describe, read_study, table_lines, test_figures
-from lib.train.configs import CnnConfig, FinalModel, Search
+from lib.results.search import comparison, coordinates, describe, final_figures, read_study, table_lines
+from lib.train.configs import CnnConfig, CrossValidation, FinalModel, Search
 
 SHOWN = 10  # the best trials the table lists
 log = logging.getLogger("stages.search_table")
@@ -43,16 +43,17 @@ def summary_of(params: Path, trials: list[dict], winner_dir: Path, runs: Path) -
     cnn = build_config(CnnConfig, fashion["cnn"], "fashion.cnn")
     winner, found = read_json(winner_dir / "winner.json"), read_json(winner_dir / "reruns.json")["places"]
     seeds, runs = fashion["seeds"], Path(runs)
-    test = {"winner": test_figures([search_final_run(s, runs / "search") for s in seeds], "test_accuracy",
+    test = {"winner": final_figures([search_final_run(s, runs / "search") for s in seeds], "test_accuracy",
                                    {"trial": winner["trial"], "epochs": winner["epochs"]}),
-            "post_choice": test_figures([fashion_final_run(s, runs / "fashion") for s in seeds], "test_accuracy"),
-            "cnn": test_figures([fashion_cnn_run(s, runs / "fashion") for s in seeds], "val_accuracy")}
+            "post_choice": final_figures([fashion_final_run(s, runs / "fashion") for s in seeds], "test_accuracy"),
+            "cnn": final_figures([fashion_cnn_run(s, runs / "fashion") for s in seeds], "val_accuracy")}
     model, training = final.model, fashion["training"]
     units = model["hidden_units"]
     choice = {"layers": len(units), **{f"units_{i + 1}": u for i, u in enumerate(units)},
               "activation": "relu", "optimizer": training["optimizer"], "learning_rate": training["learning_rate"],
               "dropout_rate": model.get("dropout_rate", 0.0), "l2": model.get("l2", 0.0)}
-    return {"trials": len(trials), "pruned": sum(t["state"] == "pruned" for t in trials), "space": search.space,
+    k = build_config(CrossValidation, fashion["cross_validation"], "fashion.cross_validation").k
+    return {"trials": len(trials), "pruned": sum(t["state"] == "pruned" for t in trials), "space": search.space, "k": k,
             "search_seed": search.seed, "reruns": found, "winner": winner,
             "post_choice": f"{describe(choice)}, {final.epochs} epochs", "cnn": f"{cnn.epochs} epochs",
             "test": test, "versus": {key: comparison(test["winner"], test[key]) for key in ("post_choice", "cnn")}}

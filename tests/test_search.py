@@ -244,6 +244,7 @@ def summary_for(space: dict, trials: list[dict], net: dict) -> dict:
         "pruned": sum(t["state"] == "pruned" for t in trials),
         "space": space,
         "search_seed": 0,
+        "k": 5,
         "reruns": reruns,
         "winner": {**winner(reruns)},
         "post_choice": "dense(256)",
@@ -283,7 +284,11 @@ def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_
     assert "| top2 | 0 | dense(64) relu, adam lr 0.001, dropout 0.20, L2 0 | 0.9000 | 0.8940 ± 0.0010 (3) |" in judged
     assert "| the search's winner, top2 (trial 0), 21 epochs | 0.8864 | 0.8910 ± 0.0010 (3) |" in judged
     assert "| the CNN, 30 epochs | - | 0.9190 ± 0.0010 (3) |" in judged
-    assert "the winner's mean test accuracy is +0.0100: outside both seeds' intervals" in judged
+    assert (
+        "**It beats the post's choice** (ours, the same seeds): its mean test accuracy is 0.0100 above it, "
+        "outside both seeds' intervals"
+    ) in judged
+    assert "The CNN's is 0.0280 above the winner's, outside both intervals." in judged
     plain = "\n".join(section_lines(summary, 0.8864, None, 2))  # a profile not judged: no verdict columns
     assert "| model | post | ours: mean ± std (seeds) |" in plain and "statistical" not in plain
 

@@ -134,7 +134,7 @@ def winner(found: dict) -> dict:
             "epochs": math.floor(entry["epoch"]["mean"] + 0.5)}
 
 
-def test_figures(folders: list[Path], key: str, expected: dict | None = None) -> dict:
+def final_figures(folders: list[Path], key: str, expected: dict | None = None) -> dict:
     """The seeds' `key` (metrics.json) of the final models in `folders`, with its seeds' 95% prediction interval;
     `expected`: what each one's config.json must hold (else it is stale: an error)."""
     values = []
@@ -175,12 +175,12 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
     table = [[named[key], *figure(test[key], post if key != "cnn" else None, "test_accuracy", tolerance, 4)[0]]
              for key in ("winner", "post_choice", "cnn")]
     versus, cnn = summary["versus"]["post_choice"], summary["versus"]["cnn"]
-    seeds = test["winner"]["seeds"]
+    seeds = next(iter(places.values()))["val_accuracy"]["seeds"]
     return [
         f"{summary['trials']} trials of a seeded TPE search (Optuna) over the space below, {summary['pruned']} of "
         f"them pruned ({summary['pruned'] / summary['trials']:.0%}), each scored on one seed by the post's own "
-        "objective: the fold-mean val_accuracy at the overfitting warning of its 5-fold cross-validation. The "
-        "space (`search.space` in params.yaml):", "", *space_lines(summary["space"]), "",
+        f"objective: the fold-mean val_accuracy at the overfitting warning of its {summary['k']}-fold "
+        "cross-validation. The space (`search.space` in params.yaml):", "", *space_lines(summary["space"]), "",
         f"{h}# The best {len(places)} trials on {seeds} seeds", "",
         "Each re-run as the search ran it, on every seed of `fashion.seeds`; the interval is the seeds' 95% "
         "prediction interval for one new run. The winner is the trial with its highest lower end, not the one "
@@ -188,13 +188,16 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
         *md_table("place | trial | net | search (seed " + str(summary["search_seed"]) + ") | val_accuracy at the "
                   "warning | 95% interval | warning epoch | seeds that warned", rows), "",
         f"The winner: **{best['place']}**, trial {best['trial']}, {describe(best['params'])}; its final models "
-        f"train {best['epochs']} epochs (its seeds' mean warning epoch, rounded) on all 60,000 training images.", "",
+        f"train {best['epochs']} epochs (its seeds' mean warning epoch, rounded) on all the training images.", "",
         f"{h}# The winner on the test set", "",
-        f"Test accuracy over {seeds} seeds, each model trained on all 60,000 training images; `post` is the "
-        "figure the post printed for its chosen model.", "",
+        f"Test accuracy over {test['winner']['seeds']} seeds, each model trained on all the training images; `post` "
+        "is the figure the post printed for its chosen model, the one to beat.", "",
         *md_table(header, table), "",
-        f"Against the post's choice (ours), the winner's mean test accuracy is {versus['difference']:+.4f}: "
-        + ("outside both seeds' intervals, a difference the seeds do not explain." if versus["outside_both"] else
+        f"**{'It beats' if versus['difference'] > 0 else 'It does not beat'} the post's choice** (ours, the same "
+        f"seeds): its mean test accuracy is {abs(versus['difference']):.4f} "
+        f"{'above' if versus['difference'] > 0 else 'below'} it, "
+        + ("outside both seeds' intervals (each mean outside the other's), a difference the seeds' spread does not "
+           "explain." if versus["outside_both"] else
            "not outside both seeds' intervals, so the seeds' spread may explain it.")
-        + f" The CNN's is {-cnn['difference']:+.4f} against the winner's"
-        + (", outside both intervals." if cnn["outside_both"] else ", not outside both intervals."), ""]
+        + f" The CNN's is {abs(cnn['difference']):.4f} {'below' if cnn['difference'] > 0 else 'above'} the "
+        f"winner's, {'outside' if cnn['outside_both'] else 'not outside'} both intervals.", ""]
