@@ -40,6 +40,9 @@ from lib.train.configs import (
 STUDY = "search"
 LOCK = "stages.search-ask"  # a Dask lock: one worker at a time counts the trials and asks for the next
 CODE = ("lib/common", "lib/train", "stages/search.py")  # what a trial runs: the stage's code deps in dvc.yaml
+# How many trials, on how many workers, how many kept: a larger `search.trials` extends the study (its trials are
+# those a search of that many from the start would make, with one worker), not a new one.
+BUDGET = ("trials", "workers", "top")
 DONE = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 log = logging.getLogger("stages.search")
 
@@ -55,12 +58,14 @@ def settings_of(params: Path) -> dict:
 
 
 def fingerprint(params: Path, data: Path) -> str:
-    """What the study's trials were made from: the params a trial reads, the code (CODE) and the data. A study
-    file of another fingerprint is not resumed: DVC reruns this stage because one of them changed, so its
-    trials would be stale; a file of the same one is an interrupted search, resumed."""
+    """What the study's trials were made from: the params a trial reads (not the budget, BUDGET), the code (CODE)
+    and the data. A study file of another fingerprint is not resumed: DVC reruns this stage because one of them
+    changed, so its trials would be stale; a file of the same one is an interrupted search, or one whose budget
+    grew, resumed."""
     digest = hashlib.sha256()
     fashion = load_params(params, "fashion")
-    digest.update(json.dumps([load_params(params, "search"), load_params(params, "training"), fashion["training"],
+    search = {key: value for key, value in load_params(params, "search").items() if key not in BUDGET}
+    digest.update(json.dumps([search, load_params(params, "training"), fashion["training"],
                               fashion["cross_validation"], fashion["overfitting"]], sort_keys=True).encode())
     root = Path(__file__).resolve().parents[1]
     for path in sorted(p for name in CODE for p in [root / name, *(root / name).glob("*.py")] if p.is_file()):
@@ -73,24 +78,28 @@ def storage(path: Path) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
-def open_study(path: Path, print_: str) -> optuna.Study:
-    """The study in `path`, resumed when its fingerprint is `print_` (a trial an interruption left running is
-    failed and queued again, first), else started anew."""
+def open_study(path: Path, print_: str, trials: int) -> optuna.Study:
+    """The study in `path`, resumed when its fingerprint is `print_` and it holds at most `trials` finished trials
+    (a trial an interruption left running is failed and queued again, first), else started anew."""
     if path.exists():
         try:
             study = optuna.load_study(study_name=STUDY, storage=storage(path))
             found = study.user_attrs.get("fingerprint")
         except KeyError:  # a file with no study in it (interrupted as it was created)
             found = None
-        if found == print_:
+        done = len(study.get_trials(deepcopy=False, states=DONE)) if found == print_ else 0
+        if found == print_ and done > trials:
+            log.info(f"search: {path} holds {done} trials, more than search.trials ({trials}): starting a new study")
+        elif found == print_:
             stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
             for trial in stale:
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
                 study.enqueue_trial(trial.params)
-            log.info(f"search: resuming {path}: {len(study.get_trials(states=DONE))} trials done"
+            log.info(f"search: resuming {path}: {done} trials done"
                      + (f", {len(stale)} interrupted ones queued again" if stale else ""))
             return study
-        log.info(f"search: {path} was made from other params, code or data: starting a new study")
+        else:
+            log.info(f"search: {path} was made from other params, code or data: starting a new study")
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name=STUDY, storage=storage(path), direction="maximize")
@@ -251,7 +260,7 @@ def main(argv: list[str] | None) -> None:
     check_fits(setup["settings"].batch_size, images - images // setup["k"], "fashion.training.batch_size",
                "the images a fold trains on")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials' own lines say what happens
-    study = open_study(args.study, fingerprint(args.params, args.data))
+    study = open_study(args.study, fingerprint(args.params, args.data), search.trials)
 
     from distributed import Client, LocalCluster
 

@@ -344,7 +344,10 @@ def test_the_fingerprint_follows_the_params_the_code_names_and_the_data(tmp_path
     data.write_bytes(b"images")
     first = fingerprint(params, data)
     assert fingerprint(params, data) == first
-    params.write_text(yaml.safe_dump({**PARAMS, "search": {**PARAMS["search"], "trials": 5}}))
+    budget = {"trials": 40, "workers": 1, "top": ["top1"]}  # a larger budget extends the study
+    params.write_text(yaml.safe_dump({**PARAMS, "search": {**PARAMS["search"], **budget}}))
+    assert fingerprint(params, data) == first
+    params.write_text(yaml.safe_dump({**PARAMS, "search": {**PARAMS["search"], "startup_trials": 5}}))
     assert fingerprint(params, data) != first
     params.write_text(yaml.safe_dump(PARAMS))
     data.write_bytes(b"other images")
@@ -448,12 +451,16 @@ def test_an_interrupted_search_resumes_without_redoing_finished_trials(smoke, dv
 
 
 def test_one_worker_and_one_sampler_seed_repeat_the_trial_sequence(smoke, tmp_path):
+    """And a budget grown midway (2 trials, then 3 on the same study file) repeats it too: the study is extended."""
     project, outs = smoke["path"], []
     params = yaml.safe_load((project / "params.yaml").read_text())
-    for seed in (0, 0, 1):
+    trials = params["search"]["trials"]
+    for seed, budget, study in ((0, trials, 0), (0, trials, 1), (1, trials, 2), (0, trials - 1, 3), (0, trials, 3)):
         other = tmp_path / f"params{len(outs)}.yaml"
-        other.write_text(yaml.safe_dump({**params, "search": {**params["search"], "sampler_seed": seed}}))
-        out = tmp_path / f"run{len(outs)}"
+        other.write_text(
+            yaml.safe_dump({**params, "search": {**params["search"], "sampler_seed": seed, "trials": budget}})
+        )
+        out = tmp_path / f"run{study}"
         run(
             [
                 sys.executable,
@@ -473,3 +480,4 @@ def test_one_worker_and_one_sampler_seed_repeat_the_trial_sequence(smoke, tmp_pa
         outs.append(sequence(trials_of(out / "search")))
     assert outs[0] == outs[1] == sequence(trials_of(project / "reports/search"))
     assert [t[2] for t in outs[2]] != [t[2] for t in outs[0]]  # another sampler seed, other trials
+    assert outs[3] == outs[0][:-1] and outs[4] == outs[0]  # the same trials, the last one added to the study
