@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 from lib.common.core import ConfigError, config_dict, load_params, run_stage
 from lib.train.configs import check_fits, searched_unit
@@ -18,7 +19,7 @@ log = logging.getLogger("stages.search_final")
 def main(argv: list[str] | None) -> None:
     args = arguments(__doc__, argv, "search_final")
     try:
-        winner = json.loads(open(WINNER).read())
+        winner = json.loads(Path(WINNER).read_text())
     except FileNotFoundError:
         raise ConfigError(f"{WINNER}: no such file; run `dvc repro search_winner` first") from None
     training = load_params(args.params, "fashion", "training")
