@@ -379,7 +379,7 @@ def test_the_smoke_search_writes_its_trials_through_dvc(smoke):
     assert [o["path"] for o in lock["outs"]] == ["data/search/study.journal", "reports/search"]
     assert "search" not in dvc(["status", "search"], project, env=smoke["env"]).stdout
     table = (project / "reports/search_table/table.md").read_text()
-    assert f"{search['trials']} trials, " in table and f"| 1 | {best['number']} | dense(" in table
+    assert f"{search['trials']} trials of a seeded TPE search" in table and f"| 1 | {best['number']} | dense(" in table
     coordinates = (project / "reports/search_table/coordinates.csv").read_text().splitlines()
     assert coordinates[0] == "trial,state,objective,axis,position,label"
     assert len(coordinates) - 1 == sum(len(t["params"]) + 1 for t in trials)  # each parameter, and the value
