@@ -1,6 +1,8 @@
 """The benchmark harness's arithmetic: FLOP counts of the models against hand counts, which table and
 seed a stage's time counts towards, and what the report makes of the records."""
 
+import json
+
 import pytest
 
 from benchmarks.render import goals, minutes, render
@@ -278,3 +280,27 @@ def test_the_test_suite_is_reported_with_its_time_and_pytests_summary():
         "`python -m pytest` on a clean clone of `0123456789ab` (2 pytest-xdist workers, as pytest.ini sets): "
         '11 min 46 s end to end; pytest said "210 passed in 705.98s (0:11:45)".'
     ) in text
+
+
+def test_the_search_goal_adds_the_trials_and_the_reruns_wall_time(tmp_path):
+    from benchmarks.measure import search_summary
+    from tools.timing import Records
+
+    trials = tmp_path / "trials.json"
+    trials.write_text(
+        json.dumps(
+            {"trials": [{"state": "complete", "seconds": 300.0}, {"state": "pruned", "seconds": 100.0}], "top": [0]}
+        )
+    )
+    times = Records(tmp_path / "times.json")
+    for stage, seconds in (("search_cv@top1-0", 500.0), ("search_cv@top1-1", 520.0), ("search_final@0", 90.0)):
+        times.add(stage, seconds, side_by_side=2)
+    times.add_run(started="then", wall_seconds=600.0, exit_code=0, workers=2)
+    times.add_run(started="later", wall_seconds=400.0, exit_code=0, workers=2)
+    found = search_summary(trials, tmp_path / "no-study.journal", times.path)
+    assert found["search_cv"] == {"stages": 2, "median_s": 510.0} and found["search_final"]["stages"] == 1
+    assert found["reruns_wall_s"] == 1000.0 and (found["trials"], found["pruned"]) == (2, 1)
+    row = next(line for line in goals({"search": {**found, "wall_s": 3000.0}}) if "the search, its top" in line)
+    assert "66 min 40 s: the trials 50 min 00 s, the re-runs and the final models 16 min 40 s | met |" in row
+    row = next(line for line in goals({"search": {"wall_s": 3000.0}}) if "the search, its top" in line)
+    assert "the re-runs and the final models: not all run yet | open |" in row
