@@ -17,7 +17,7 @@ from lib.common.paths import fashion_cnn_run, fashion_final_run, search_final_ru
 from lib.results.claims import load_claims
 from lib.results.render import judging
 from lib.results.runs import read_json
-from lib.results.search import comparison, coordinates, describe, final_figures, read_study, table_lines
+from lib.results.search import coordinates, describe, final_figures, read_study, table_lines
 from lib.train.configs import CnnConfig, CrossValidation, FinalModel, Search
 
 SHOWN = 10  # the best trials the table lists
@@ -56,7 +56,7 @@ def summary_of(params: Path, trials: list[dict], winner_dir: Path, runs: Path) -
     return {"trials": len(trials), "pruned": sum(t["state"] == "pruned" for t in trials), "space": search.space, "k": k,
             "search_seed": search.seed, "reruns": found, "winner": winner,
             "post_choice": f"{describe(choice)}, {final.epochs} epochs", "cnn": f"{cnn.epochs} epochs",
-            "test": test, "versus": {key: comparison(test["winner"], test[key]) for key in ("post_choice", "cnn")}}
+            "test": test}
 
 
 def main(argv: list[str] | None) -> None:

@@ -246,11 +246,10 @@ def summary_for(space: dict, trials: list[dict], net: dict) -> dict:
         "search_seed": 0,
         "k": 5,
         "reruns": reruns,
-        "winner": {**winner(reruns)},
+        "winner": winner(reruns),
         "post_choice": "dense(256)",
         "cnn": "30 epochs",
         "test": test,
-        "versus": {key: comparison(test["winner"], test[key]) for key in ("post_choice", "cnn")},
     }
 
 
@@ -276,8 +275,9 @@ def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_
     assert summary["winner"] == {"place": "top2", "trial": 0, "params": net, "epochs": 21}
     tie = {p: {**e, "interval": {**e["interval"], "low": 0.5}} for p, e in summary["reruns"].items()}
     assert winner(tie)["place"] == "top1"  # a tie goes to the better place
-    assert summary["versus"]["post_choice"] == {"difference": 0.01, "outside_both": True}
-    assert summary["versus"]["cnn"] == {"difference": -0.028, "outside_both": True}
+    test = summary["test"]
+    assert comparison(test["winner"], test["post_choice"]) == {"difference": 0.01, "outside_both": True}
+    assert comparison(test["winner"], test["cnn"]) == {"difference": -0.028, "outside_both": True}
     assert comparison(figures([0.88, 0.89, 0.90]), figures([0.885, 0.886, 0.887]))["outside_both"] is False
     judged = "\n".join(section_lines(summary, 0.8864, {"accuracy": {"absolute": 0.02}}, 3))
     assert "#### The best 2 trials on 3 seeds" in judged and "The winner: **top2**, trial 0," in judged

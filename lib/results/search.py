@@ -93,11 +93,10 @@ def seed_figure(curves: dict, rule) -> dict:
     """One seed's figures by the search's objective: the fold-mean curves' warning (epoch, val_loss,
     val_accuracy), or their last epoch where they never warn, as a trial is scored."""
     found = warning_summary(curves, rule)
-    if found["epoch"] is None:
-        found = {"epoch": len(curves["val_loss"]), "val_loss": float(curves["val_loss"][-1]),
-                 "val_accuracy": float(curves["val_accuracy"][-1])}
-        return {**found, "warned": False}
-    return {**found, "warned": True}
+    if found["epoch"] is not None:
+        return {**found, "warned": True}
+    return {"epoch": len(curves["val_loss"]), "val_loss": float(curves["val_loss"][-1]),
+            "val_accuracy": float(curves["val_accuracy"][-1]), "warned": False}
 
 
 def reruns(record: dict, places: list[str], seeds: list[int], k: int, rule, runs: Path) -> dict:
@@ -174,7 +173,7 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
              "post_choice": f"the post's choice, {summary['post_choice']}", "cnn": f"the CNN, {summary['cnn']}"}
     table = [[named[key], *figure(test[key], post if key != "cnn" else None, "test_accuracy", tolerance, 4)[0]]
              for key in ("winner", "post_choice", "cnn")]
-    versus, cnn = summary["versus"]["post_choice"], summary["versus"]["cnn"]
+    versus, cnn = comparison(test["winner"], test["post_choice"]), comparison(test["winner"], test["cnn"])
     seeds = next(iter(places.values()))["val_accuracy"]["seeds"]
     return [
         f"{summary['trials']} trials of a seeded TPE search (Optuna) over the space below, {summary['pruned']} of "
