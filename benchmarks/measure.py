@@ -316,6 +316,7 @@ def search_summary(trials_file: Path = SEARCH_TRIALS, study_file: Path = SEARCH_
             if seconds:
                 found[kind] = {"stages": len(seconds), "median_s": round(statistics.median(seconds), 1)}
         found["reruns_wall_s"] = round(sum(run["wall_seconds"] for run in records.runs()), 1)
+        found["reruns_runs"] = len(records.runs())  # a run stopped and started again is one more
         found["reruns_file"] = str(times_file)
     return found
 

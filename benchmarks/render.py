@@ -224,7 +224,9 @@ def render(data: dict) -> str:
                             f"its best trials on every seed, {sr['search_cv']['median_s']:.0f} s each (median), and "
                             f"{sr['search_final']['stages']} final models of its winner, "
                             f"{sr['search_final']['median_s']:.0f} s each: {minutes(sr['reruns_wall_s'])} of wall "
-                            "time." if "search_final" in sr else ""))
+                            f"time over {sr['reruns_runs']} runs of `tools.run_parallel` (each run after the first "
+                            "went on where the one before it stopped; a unit a stop cut short began again)."
+                            if "search_final" in sr else ""))
     if mem := data.get("memory"):
         top = max(mem, key=mem.get)
         lines += section("Peak resident memory", table("process|peak RSS:", [[k, f"{mb:,.0f} MB"] for k, mb in

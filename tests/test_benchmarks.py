@@ -2,6 +2,7 @@
 seed a stage's time counts towards, and what the report makes of the records."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -300,7 +301,12 @@ def test_the_search_goal_adds_the_trials_and_the_reruns_wall_time(tmp_path):
     found = search_summary(trials, tmp_path / "no-study.journal", times.path)
     assert found["search_cv"] == {"stages": 2, "median_s": 510.0} and found["search_final"]["stages"] == 1
     assert found["reruns_wall_s"] == 1000.0 and (found["trials"], found["pruned"]) == (2, 1)
+    assert found["reruns_runs"] == 2
     row = next(line for line in goals({"search": {**found, "wall_s": 3000.0}}) if "the search, its top" in line)
     assert "66 min 40 s: the trials 50 min 00 s, the re-runs and the final models 16 min 40 s | met |" in row
+    committed = json.loads(Path("reports/benchmarks.json").read_text())
+    text = render({**committed, "search": {**found, "wall_s": 3000.0}})
+    assert "2 re-runs of its best trials on every seed, 510 s each (median)" in text
+    assert "16 min 40 s of wall time over 2 runs of `tools.run_parallel`" in text
     row = next(line for line in goals({"search": {"wall_s": 3000.0}}) if "the search, its top" in line)
     assert "the re-runs and the final models: not all run yet | open |" in row
