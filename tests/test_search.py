@@ -289,6 +289,13 @@ def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_
         "outside both seeds' intervals"
     ) in judged
     assert "The CNN's is 0.0280 above the winner's, outside both intervals." in judged
+    close = {**summary, "test": {**test, "winner": figures([0.877, 0.882, 0.887])}}  # within the spread
+    assert (
+        "**It neither beats nor falls short of the post's choice** (ours, the same seeds): its mean test accuracy "
+        "is 0.0010 above it, not outside both seeds' intervals, so the seeds' spread may explain it."
+    ) in "\n".join(section_lines(close, 0.8864, None, 2))
+    below = {**summary, "test": {**test, "winner": figures([0.869, 0.870, 0.871])}}
+    assert "**It falls short of the post's choice**" in "\n".join(section_lines(below, 0.8864, None, 2))
     plain = "\n".join(section_lines(summary, 0.8864, None, 2))  # a profile not judged: no verdict columns
     assert "| model | post | ours: mean ± std (seeds) |" in plain and "statistical" not in plain
 

@@ -156,6 +156,13 @@ def comparison(winner: dict, other: dict) -> dict:
     return {"difference": difference, "outside_both": outside}
 
 
+def verdict(versus: dict) -> str:
+    """A difference the seeds' spread explains beats nothing: only one outside both intervals is a verdict."""
+    if not versus["outside_both"]:
+        return "It neither beats nor falls short of"
+    return "It beats" if versus["difference"] > 0 else "It falls short of"
+
+
 def section_lines(summary: dict, post: float | None, tolerance: dict | None, level: int) -> list[str]:
     """What the report and reports/search_table/table.md say of the search: its trials, the best ones re-run on
     every seed with their intervals, the winner, and its test accuracy beside the post's chosen model and the
@@ -192,9 +199,8 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
         f"Test accuracy over {test['winner']['seeds']} seeds, each model trained on all the training images; `post` "
         "is the figure the post printed for its chosen model, the one to beat.", "",
         *md_table(header, table), "",
-        f"**{'It beats' if versus['difference'] > 0 else 'It does not beat'} the post's choice** (ours, the same "
-        f"seeds): its mean test accuracy is {abs(versus['difference']):.4f} "
-        f"{'above' if versus['difference'] > 0 else 'below'} it, "
+        f"**{verdict(versus)} the post's choice** (ours, the same seeds): its mean test accuracy is "
+        f"{abs(versus['difference']):.4f} {'above' if versus['difference'] > 0 else 'below'} it, "
         + ("outside both seeds' intervals (each mean outside the other's), a difference the seeds' spread does not "
            "explain." if versus["outside_both"] else
            "not outside both seeds' intervals, so the seeds' spread may explain it.")
