@@ -85,7 +85,7 @@ def main(argv: list[str] | None) -> None:
     if args.search:  # beyond the post: the search, as reports/search_table/table.md shows it
         lines += ["", "## Beyond the post: automated search", "", "Details, with every trial: "
                   "[search_table/table.md](search_table/table.md).", "",
-                  *section_lines(load_yaml(args.search), references["fashion"]["final"]["test_accuracy"], tolerance, 3)]
+                  *section_lines(load_yaml(args.search), references["fashion"]["final"]["test_accuracy"], tolerance, 2)]
     if args.headline:
         write_json(args.headline, headline(tables, claims.get("headline", {})))
     if args.verdicts:  # none on a profile that is not the posts' setup

@@ -192,9 +192,10 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
         "prediction interval for one new run. The winner is the trial with its highest lower end, not the one "
         "with the best single draw.", "",
         *md_table("place | trial | net | search (seed " + str(summary["search_seed"]) + ") | val_accuracy at the "
-                  "warning | 95% interval | warning epoch | seeds that warned", rows), "",
+                  "warning | 95% interval | epoch scored (the warning, else the last) | seeds that warned", rows), "",
         f"The winner: **{best['place']}**, trial {best['trial']}, {describe(best['params'])}; its final models "
-        f"train {best['epochs']} epochs (its seeds' mean warning epoch, rounded) on all the training images.", "",
+        f"train {best['epochs']} epochs (the mean of its seeds' epochs scored, rounded: the warning's, else the "
+        "last) on all the training images.", "",
         f"{h}# The winner on the test set", "",
         f"Test accuracy over {test['winner']['seeds']} seeds, each model trained on all the training images; `post` "
         "is the figure the post printed for its chosen model, the one to beat.", "",
