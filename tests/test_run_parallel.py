@@ -390,6 +390,8 @@ def test_the_progress_line_estimates_from_this_runs_times_then_the_recorded_ones
     progress.finished("mnist_tips@deep_relu-3", 280.0)
     progress.finished("fashion_cnn@1")  # up to date: no time
     assert progress.line() == "progress: 4 of 4 stages done, 10 min elapsed, nothing left"
+    last = Progress(["check_params"], 2, {"check_params": 40.0}, clock=lambda: now[0])  # 20 s left on 2 workers
+    assert last.line().endswith("elapsed, under a minute left")  # not "about under a minute left"
     # A variant never timed (a search re-run's new place): its group's times, this run's before the recorded.
     progress = Progress(["search_cv@top2-0", "search_cv@top3-0"], 1, {"search_cv@top9-0": 100.0}, clock=lambda: now[0])
     assert progress.estimate("search_cv@top2-0") == 100.0

@@ -138,4 +138,5 @@ class Progress:
         done, left = self.total - len(self.pending), sum(map(self.estimate, self.pending)) / self.workers
         elapsed = self.clock() - self.started
         return (f"progress: {done} of {self.total} stages done, {duration(elapsed)} elapsed, "
-                + (f"about {duration(left)} left" if self.pending else "nothing left"))
+                + ("nothing left" if not self.pending else "under a minute left" if left < 30 else
+                   f"about {duration(left)} left"))
