@@ -185,6 +185,31 @@ def start_dvc(args: list[str], cwd: Path, env: dict | None = None) -> subprocess
     )
 
 
+def wait_for_group(proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Wait until every process of `proc`'s group (start_dvc's) has ended, not only dvc: a stage may still be
+    removing its temporary files after dvc exits."""
+    deadline = time.monotonic() + timeout
+    proc.wait(timeout=timeout)
+    while time.monotonic() < deadline:
+        if not group_members(proc.pid):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"group {proc.pid}: {group_members(proc.pid)} still running {timeout} s after the signal")
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of a process group (Linux's /proc; a zombie, ended but not yet reaped, is not live)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, group = stat.read_text().rpartition(")")[2].split()[:3]
+        except OSError:  # ended while we looked
+            continue
+        if int(group) == pgid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
 def wait_for_training(
     proc: subprocess.Popen, units: int, pattern: str = r"Running stage '(fashion_cv@[^']+)'"
 ) -> list[str]:

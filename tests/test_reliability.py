@@ -26,7 +26,7 @@ import yaml
 
 from lib.common.core import ConfigError, load_yaml
 from lib.common.paths import fashion_cv_seed, mnist_tips_run
-from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_training
+from tests.conftest import ROOT, command_env, dvc, restore_committed, start_dvc, wait_for_group, wait_for_training
 from tools.timing import ran_stages
 
 # ---------------------------------------------------------------------------------------------
@@ -577,7 +577,7 @@ def test_interrupted_repro_keeps_the_committed_results_and_resumes(smoke, sig):
             finished, killed = wait_for_training(proc, 2)
         finally:
             os.killpg(proc.pid, sig)
-            proc.wait(timeout=120)
+            wait_for_group(proc)  # the unit too, which removes its temporary after dvc has exited
         assert proc.returncode != 0
         assert [finished, killed] == units
         assert {unit: _snapshot(_unit_dir(project, unit)) for unit in units} == uninterrupted

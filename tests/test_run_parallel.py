@@ -167,7 +167,7 @@ def test_parallel_run_equals_a_plain_repro_byte_for_byte(smoke, tmp_path):
 def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(smoke):
     """The CNN units fail as they start (an edit of their module: a bad value would now stop the params
     check first); the MNIST row changed beside them still trains and its table is written; what needs
-    the CNN (the Fashion-MNIST table, the report) is not run; the exit code is 1."""
+    the CNN (the Fashion-MNIST table, the search's table, the report) is not run; the exit code is 1."""
     project, env = smoke["path"], smoke["env"]
     params = (project / "params.yaml").read_text()
     changed = yaml.safe_load(params)
@@ -190,7 +190,8 @@ def test_a_failing_stage_is_reported_and_the_stages_that_do_not_need_it_finish(s
             _ran(out)
         ), out
         assert "fashion_table not run: fashion_cnn@" in out and "report not run: fashion_cnn@" in out
-        assert "2 failed: fashion_cnn@0, fashion_cnn@1, 2 not run because a stage they depend on failed" in out
+        assert "search_table not run: fashion_cnn@" in out  # it sets the search's winner beside the CNN
+        assert "2 failed: fashion_cnn@0, fashion_cnn@1, 3 not run because a stage they depend on failed" in out
         status = dvc(["status", "mnist_tips_table", "mnist_tips_unscaled"], project).stdout
         assert "up to date" in status, status
     finally:

@@ -293,11 +293,14 @@ def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_
     assert (
         "**It neither beats nor falls short of the post's choice** (ours, the same seeds): its mean test accuracy "
         "is 0.0010 above it, not outside both seeds' intervals, so the seeds' spread may explain it."
-    ) in "\n".join(section_lines(close, 0.8864, None, 2))
+    ) in "\n".join(section_lines(close, 0.8864, {"accuracy": {"absolute": 0.02}}, 2))
     below = {**summary, "test": {**test, "winner": figures([0.869, 0.870, 0.871])}}
-    assert "**It falls short of the post's choice**" in "\n".join(section_lines(below, 0.8864, None, 2))
+    assert "**It falls short of the post's choice**" in "\n".join(
+        section_lines(below, 0.8864, {"accuracy": {"absolute": 0.02}}, 2)
+    )
     plain = "\n".join(section_lines(summary, 0.8864, None, 2))  # a profile not judged: no verdict columns
     assert "| model | post | ours: mean ± std (seeds) |" in plain and "statistical" not in plain
+    assert "Not judged: this profile is not the posts' setup" in plain and "outside" not in plain
 
 
 def curves_of(val_loss: list[float]) -> dict:

@@ -180,7 +180,6 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
              "post_choice": f"the post's choice, {summary['post_choice']}", "cnn": f"the CNN, {summary['cnn']}"}
     table = [[named[key], *figure(test[key], post if key != "cnn" else None, "test_accuracy", tolerance, 4)[0]]
              for key in ("winner", "post_choice", "cnn")]
-    versus, cnn = comparison(test["winner"], test["post_choice"]), comparison(test["winner"], test["cnn"])
     seeds = next(iter(places.values()))["val_accuracy"]["seeds"]
     return [
         f"{summary['trials']} trials of a seeded TPE search (Optuna) over the space below, {summary['pruned']} of "
@@ -192,7 +191,8 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
         "prediction interval for one new run. The winner is the trial with its highest lower end, not the one "
         "with the best single draw.", "",
         *md_table("place | trial | net | search (seed " + str(summary["search_seed"]) + ") | val_accuracy at the "
-                  "warning | 95% interval | epoch scored (the warning, else the last) | seeds that warned", rows), "",
+                  "warning | 95% prediction interval | epoch scored (the warning, else the last) | seeds that warned",
+                  rows), "",
         f"The winner: **{best['place']}**, trial {best['trial']}, {describe(best['params'])}; its final models "
         f"train {best['epochs']} epochs (the mean of its seeds' epochs scored, rounded: the warning's, else the "
         "last) on all the training images.", "",
@@ -200,10 +200,19 @@ def section_lines(summary: dict, post: float | None, tolerance: dict | None, lev
         f"Test accuracy over {test['winner']['seeds']} seeds, each model trained on all the training images; `post` "
         "is the figure the post printed for its chosen model, the one to beat.", "",
         *md_table(header, table), "",
-        f"**{verdict(versus)} the post's choice** (ours, the same seeds): its mean test accuracy is "
-        f"{abs(versus['difference']):.4f} {'above' if versus['difference'] > 0 else 'below'} it, "
-        + ("outside both seeds' intervals (each mean outside the other's), a difference the seeds' spread does not "
-           "explain." if versus["outside_both"] else
-           "not outside both seeds' intervals, so the seeds' spread may explain it.")
-        + f" The CNN's is {abs(cnn['difference']):.4f} {'below' if cnn['difference'] > 0 else 'above'} the "
-        f"winner's, {'outside' if cnn['outside_both'] else 'not outside'} both intervals.", ""]
+        *judged_lines(test, tolerance)]
+
+
+def judged_lines(test: dict, tolerance: dict | None) -> list[str]:
+    """The winner's verdict against the post's choice and the CNN; none for a profile not judged (smoke)."""
+    if tolerance is None:
+        return ["Not judged: this profile is not the posts' setup, so the winner's figures stand beside the others "
+                "without a verdict.", ""]
+    versus, cnn = comparison(test["winner"], test["post_choice"]), comparison(test["winner"], test["cnn"])
+    return [f"**{verdict(versus)} the post's choice** (ours, the same seeds): its mean test accuracy is "
+            f"{abs(versus['difference']):.4f} {'above' if versus['difference'] > 0 else 'below'} it, "
+            + ("outside both seeds' intervals (each mean outside the other's), a difference the seeds' spread does "
+               "not explain." if versus["outside_both"] else
+               "not outside both seeds' intervals, so the seeds' spread may explain it.")
+            + f" The CNN's is {abs(cnn['difference']):.4f} {'below' if cnn['difference'] > 0 else 'above'} the "
+            f"winner's, {'outside' if cnn['outside_both'] else 'not outside'} both intervals.", ""]
