@@ -28,6 +28,7 @@ from lib.results.search import (
     reruns,
     section_lines,
     seed_figure,
+    space_lines,
     table_lines,
     winner,
 )
@@ -251,6 +252,13 @@ def summary_for(space: dict, trials: list[dict], net: dict) -> dict:
         "cnn": "30 epochs",
         "test": test,
     }
+
+
+def test_the_space_is_listed_in_params_order_though_summary_json_sorts_its_keys():
+    space = search_of().space
+    lines = space_lines(dict(sorted(space.items())))  # as summary.json, written with sorted keys, holds it
+    assert [line.split("`")[1] for line in lines] == list(space)
+    assert list(space)[:3] == ["layers", "units", "activation"]
 
 
 def test_the_winner_has_the_highest_lower_end_not_the_best_draw_and_is_compared_as_the_tables_judge():

@@ -63,6 +63,9 @@ def describe(params: dict) -> str:
 
 
 def space_lines(space: dict) -> list[str]:
+    """The space as params.yaml orders it, the axes' order (summary.json, written with sorted keys, does not)."""
+    order = [axis.partition("_")[0] if axis.startswith("units_") else axis for axis in AXES]
+    space = dict(sorted(space.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
     return [f"- `{key}`: " + (", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in entry["choices"])
                               if "choices" in entry else
                               f"{entry['low']:g} to {entry['high']:g}" + (" (log scale)" if entry["log"] else ""))
