@@ -59,8 +59,8 @@ def goals(data: dict) -> list[str]:
     total = sum(t["seconds"] for t in tables.values()) + earlier.get("wall_seconds", 0)
     timed = set(map(current_name, [*st.get("stage_names", []), *earlier.get("training_seconds_per_unit", [])]))
     missing = Counter(table_of(u) for u in set(map(current_name, data.get("training_units", []))) - timed
-                      if parse_unit(u)["seed"] < goal["seeds"]
-                      and not parse_unit(u)["kind"].startswith("search_"))  # the search has a goal of its own
+                      if (unit := parse_unit(u))["seed"] < goal["seeds"]
+                      and not unit["kind"].startswith("search_"))  # the search has a goal of its own
     shared = sum(t.get("side_by_side", 0) for t in tables.values())
     how = f"; {shared} stages of it timed side by side, so the sum overstates the wall time" if shared else \
         ", every stage run alone"

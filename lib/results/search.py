@@ -11,6 +11,7 @@ from lib.common.paths import fold_folder, search_cv_seed
 from lib.results.render import figure, format_mean_std, md_table
 from lib.results.runs import read_curves, read_json
 from lib.results.stats import prediction_interval, seed_summaries, seed_summary
+from lib.train.configs import SPACE
 from lib.train.overfitting import WARNING, mean_curves, warning_summary
 
 AXES = ("layers", "units_1", "units_2", "activation", "optimizer", "learning_rate", "dropout_rate", "l2")
@@ -63,9 +64,8 @@ def describe(params: dict) -> str:
 
 
 def space_lines(space: dict) -> list[str]:
-    """The space as params.yaml orders it, the axes' order (summary.json, written with sorted keys, does not)."""
-    order = [axis.partition("_")[0] if axis.startswith("units_") else axis for axis in AXES]
-    space = dict(sorted(space.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    """The space in SPACE's order, params.yaml's (summary.json, written with sorted keys, does not keep it)."""
+    space = {key: space[key] for key in SPACE if key in space}
     return [f"- `{key}`: " + (", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in entry["choices"])
                               if "choices" in entry else
                               f"{entry['low']:g} to {entry['high']:g}" + (" (log scale)" if entry["log"] else ""))
